@@ -1,0 +1,73 @@
+"""Turn rows fetched from an Arrow table into a padded :data:`~fuselab.data.specs.Batch`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from fuselab.data.specs import ModalityBatch, ModalitySpec, TaskSpec
+
+PRESENT_PREFIX = "present__"
+
+
+def present_column(name: str) -> str:
+    """Name of the optional bool column that says whether ``name`` was observed per sample."""
+    return PRESENT_PREFIX + name
+
+
+def _pad(arrays: Sequence[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    t_max = max(int(lengths.max()), 1)
+    trailing = arrays[0].shape[1:]
+    out = np.zeros((len(arrays), t_max, *trailing), dtype=dtype)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+    return out, lengths
+
+
+class PaddedCollate:
+    """Collate a columnar batch (``{column: values}``, as ``datasets`` returns for a list of
+    indices) into padded tensors, lengths and present masks.
+
+    A sequence of length 0 is treated as absent; its length is reported as 1 (one zero step) so
+    packed recurrent encoders stay valid, and the model ignores it through ``present``.
+    """
+
+    def __init__(self, specs: Mapping[str, ModalitySpec], task: TaskSpec, target: str = "label") -> None:
+        self.specs = dict(specs)
+        self.task = task
+        self.target = target
+
+    def __call__(self, columns: Mapping[str, Any]) -> dict[str, Any]:
+        inputs: dict[str, ModalityBatch] = {}
+        batch_size = len(columns[self.target])
+        for name, spec in self.specs.items():
+            values = columns[name]
+            present = columns.get(present_column(name))
+            present_t = (
+                torch.ones(batch_size, dtype=torch.bool)
+                if present is None
+                else torch.as_tensor(np.asarray(present, dtype=bool))
+            )
+            if spec.is_temporal:
+                dtype = np.int64 if spec.kind == "tokens" else np.float32
+                arrays = [np.asarray(v, dtype=dtype) for v in values]
+                x, lengths = _pad(arrays, dtype)
+                empty = lengths == 0
+                if empty.any():
+                    present_t = present_t & torch.as_tensor(~empty)
+                    lengths = np.where(empty, 1, lengths)
+                inputs[name] = ModalityBatch(torch.from_numpy(x), torch.from_numpy(lengths), present_t)
+            else:
+                x = torch.as_tensor(np.asarray(values, dtype=np.float32))
+                inputs[name] = ModalityBatch(x, None, present_t)
+        return {"inputs": inputs, "target": self._target(columns[self.target])}
+
+    def _target(self, values: Any) -> torch.Tensor:
+        if self.task.kind == "multiclass":
+            return torch.as_tensor(np.asarray(values, dtype=np.int64))
+        y = torch.as_tensor(np.asarray(values, dtype=np.float32))
+        return y.reshape(len(y), -1) if self.task.kind == "multilabel" or y.ndim > 1 else y.reshape(-1, 1)

@@ -1,0 +1,201 @@
+"""``PairedDataModule``: the base of every fuselab datamodule.
+
+A subclass says which modalities and task it has (cheap, no I/O) and how to build its splits
+(heavy, run once). The base prepares the splits once as a Hugging Face ``DatasetDict`` under
+``cache_dir`` (keyed by a fingerprint of everything that determines the data), memory-maps them
+on ``setup``, selects ``modalities`` and serves padded batches.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from fuselab.data.collate import PaddedCollate, present_column
+from fuselab.data.specs import ModalitySpec, TaskSpec
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+DONE_MARKER = "fuselab_prepared.json"
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("FUSELAB_CACHE_DIR", str(Path.home() / ".cache" / "fuselab"))
+
+
+class ArrowSplit(Dataset):
+    """A memory-mapped split; fetches whole batches in one Arrow ``take`` (``__getitems__``)."""
+
+    def __init__(self, table: datasets.Dataset) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        return self.table[list(indices)]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.table[[index]]
+
+
+class PairedDataModule(pl.LightningDataModule, abc.ABC):
+    """Base class. Subclasses implement ``available_modalities``, ``task_spec``,
+    ``fingerprint`` and ``build``; they may set ``aligned`` (True when all sequence modalities
+    share their per-sample lengths)."""
+
+    name = "paired"
+    target = "label"
+    aligned = False
+
+    def __init__(
+        self,
+        modalities: Sequence[str] | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        cache_dir: str | None = None,
+        loader_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        available = self.available_modalities()
+        if modalities is None or len(modalities) == 0:
+            selected = list(available)
+        else:
+            selected = [str(m) for m in modalities]
+            unknown = [m for m in selected if m not in available]
+            if unknown:
+                raise ValueError(
+                    f"data.modalities: {unknown} not in dataset '{self.name}'. "
+                    f"It has: {list(available)}. Example: data.modalities=[{','.join(list(available)[:2])}]"
+                )
+            if len(set(selected)) != len(selected):
+                raise ValueError(f"data.modalities lists a modality twice: {selected}")
+        self.selected = selected
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.cache_dir = Path(cache_dir or default_cache_dir()).expanduser()
+        self.loader_seed = int(loader_seed)
+        self.splits: dict[str, datasets.Dataset] = {}
+
+    # ---- what a subclass provides -------------------------------------------------------
+    @abc.abstractmethod
+    def available_modalities(self) -> dict[str, ModalitySpec]:
+        """Every modality the dataset has, by name (cheap: no I/O)."""
+
+    @abc.abstractmethod
+    def task_spec(self) -> TaskSpec:
+        """What is predicted (cheap: no I/O)."""
+
+    @abc.abstractmethod
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that determines the prepared data (not batch size, not modalities)."""
+
+    @abc.abstractmethod
+    def build(self) -> datasets.DatasetDict:
+        """Create the train/val/test splits. Called once per fingerprint."""
+
+    # ---- the contract every model is built from -----------------------------------------
+    @property
+    def modalities(self) -> dict[str, ModalitySpec]:
+        available = self.available_modalities()
+        return {m: available[m] for m in self.selected}
+
+    @property
+    def task(self) -> TaskSpec:
+        return self.task_spec()
+
+    # ---- preparation, cached ------------------------------------------------------------
+    @property
+    def prepared_dir(self) -> Path:
+        blob = json.dumps({"name": self.name, **self.fingerprint()}, sort_keys=True, default=str)
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return self.cache_dir / self.name / digest
+
+    def is_prepared(self) -> bool:
+        return (self.prepared_dir / DONE_MARKER).exists()
+
+    def prepare_data(self) -> None:
+        target = self.prepared_dir
+        if self.is_prepared():
+            return
+        log.info("Preparing %s into %s (once; later runs reuse it)", self.name, target)
+        dsd = self.build()
+        missing = [s for s in SPLITS if s not in dsd]
+        if missing:
+            raise ValueError(f"{type(self).__name__}.build() returned no split(s) {missing}")
+        for split in SPLITS:
+            if len(dsd[split]) == 0:
+                raise ValueError(f"dataset '{self.name}': split '{split}' is empty; check its size settings")
+        # Build beside the target and rename: concurrent jobs never see a half-written cache.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+        dsd.save_to_disk(str(tmp))
+        (tmp / DONE_MARKER).write_text(json.dumps({"name": self.name, **self.fingerprint()}, default=str, indent=1))
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not self.is_prepared():
+                raise
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        if not self.is_prepared():
+            self.prepare_data()
+        dsd = datasets.load_from_disk(str(self.prepared_dir))
+        for split in SPLITS:
+            table = dsd[split]
+            columns = [c for c in table.column_names if c in self.selected or c == self.target]
+            columns += [present_column(m) for m in self.selected if present_column(m) in table.column_names]
+            self.splits[split] = table.with_format("numpy", columns=columns)
+
+    # ---- loaders -------------------------------------------------------------------------
+    def collate(self) -> PaddedCollate:
+        return PaddedCollate(self.modalities, self.task, self.target)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        self.setup()
+        generator = torch.Generator().manual_seed(self.loader_seed) if shuffle else None
+        return DataLoader(
+            ArrowSplit(self.splits[split]),
+            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle=shuffle,
+            collate_fn=self.collate(),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            generator=generator,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def split_labels(self, split: str) -> np.ndarray:
+        self.setup()
+        return np.asarray(self.splits[split][self.target])

@@ -1,0 +1,8 @@
+"""Fusion levels (config group ``fusion``); the names are defined in DESIGN.md."""
+
+from fuselab.models.fusion.base import FusionContext, FusionOutput
+from fuselab.models.fusion.early import EarlyFusion
+from fuselab.models.fusion.feature import FeatureFusion
+from fuselab.models.fusion.late import LateFusion
+
+__all__ = ["EarlyFusion", "FeatureFusion", "FusionContext", "FusionOutput", "LateFusion"]

@@ -1,0 +1,77 @@
+"""``summary.json``: what one run did, written atomically at its start and its end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SUMMARY = "summary.json"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: tensors and numpy scalars to floats, NaN/inf to None."""
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            value = value.item()
+        except (ValueError, RuntimeError):
+            return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(_clean(data), indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / SUMMARY
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunSummary:
+    """Tracks one run; ``status`` is running, completed or failed."""
+
+    def __init__(self, run_dir: str | Path, **fields: Any) -> None:
+        self.path = Path(run_dir) / SUMMARY
+        self._t0 = time.perf_counter()
+        self.data: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "started_at": _now(), **fields}
+
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields)
+
+    def write(self) -> None:
+        self.data["wall_time_s"] = round(time.perf_counter() - self._t0, 3)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.path, self.data)
+
+    def completed(self, **fields: Any) -> None:
+        self.update(status="completed", finished_at=_now(), **fields)
+        self.write()
+
+    def failed(self, exc: BaseException) -> None:
+        self.update(
+            status="failed",
+            finished_at=_now(),
+            error=f"{type(exc).__name__}: {exc}",
+            traceback="".join(traceback.format_exception(exc))[-4000:],
+        )
+        self.write()

@@ -1,0 +1,131 @@
+"""``FusionTask``: the one training loop of fuselab, whatever the fusion level or dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+from fuselab.data.specs import ModalityBatch, ModalitySpec, TaskSpec
+from fuselab.metrics import build_metrics, monitor_for, predictions
+
+STAGES = ("train", "val", "test")
+
+
+class FusionTask(pl.LightningModule):
+    """Wraps a fusion model with its loss, metrics (logged as ``train/``, ``val/``, ``test/``),
+    optimizer and scheduler.
+
+    ``optimizer`` and ``scheduler`` are factories (Hydra ``_partial_`` configs): ``optimizer(params)``
+    and ``scheduler(optimizer)``. ``modality_dropout`` drops each modality of a training sample
+    with that probability (keeping at least one). ``aux_weight`` adds the per-modality losses of
+    models that return ``aux_logits`` (late, hybrid). ``config`` (plain dict) and the specs are
+    stored in the checkpoint so a run can be rebuilt from it alone.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: TaskSpec,
+        modalities: dict[str, ModalitySpec],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        label_smoothing: float = 0.0,
+        regression_loss: str = "l1",
+        aux_weight: float = 0.0,
+        modality_dropout: float = 0.0,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if regression_loss not in ("l1", "mse"):
+            raise ValueError(f"model.loss.regression={regression_loss!r} is not one of ['l1', 'mse']")
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"model.modality_dropout must be in [0, 1), got {modality_dropout}")
+        self.save_hyperparameters(
+            {
+                "task": task.to_dict(),
+                "modalities": {m: s.to_dict() for m, s in modalities.items()},
+                "config": config or {},
+            }
+        )
+        self.model = model
+        self.task = task
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.label_smoothing = label_smoothing
+        self.regression_loss = regression_loss
+        self.aux_weight = aux_weight
+        self.modality_dropout = modality_dropout
+        # ModuleDict keys may not shadow nn.Module attributes ("train"), hence the suffix.
+        self.metrics = nn.ModuleDict({f"{s}_metrics": build_metrics(task).clone(prefix=f"{s}/") for s in STAGES})
+
+    def forward(self, inputs: dict[str, ModalityBatch]) -> dict[str, Any]:
+        return self.model(inputs)
+
+    # ---- loss --------------------------------------------------------------------------
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.task.kind == "multiclass":
+            return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+        if self.task.kind == "multilabel":
+            return F.binary_cross_entropy_with_logits(logits, target.float())
+        fn = F.l1_loss if self.regression_loss == "l1" else F.mse_loss
+        return fn(logits, target.float().reshape(logits.shape))
+
+    def drop_modalities(self, inputs: dict[str, ModalityBatch]) -> dict[str, ModalityBatch]:
+        names = list(inputs)
+        present = torch.stack([inputs[m].present for m in names], 1)
+        keep = torch.rand(present.shape, device=present.device) >= self.modality_dropout
+        dropped = present & keep
+        # A sample that lost every modality keeps one it had, chosen at random.
+        empty = ~dropped.any(1) & present.any(1)
+        if empty.any():
+            scores = torch.rand(present.shape, device=present.device).masked_fill(~present, -1.0)
+            rescue = torch.zeros_like(present).scatter_(1, scores.argmax(1, keepdim=True), True)
+            dropped = torch.where(empty.unsqueeze(1), rescue, dropped)
+        return {m: inputs[m]._replace(present=dropped[:, i]) for i, m in enumerate(names)}
+
+    # ---- steps ---------------------------------------------------------------------------
+    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        inputs, target = batch["inputs"], batch["target"]
+        if stage == "train" and self.modality_dropout > 0:
+            inputs = self.drop_modalities(inputs)
+        out = self(inputs)
+        logits = out["logits"]
+        loss = self.loss(logits, target)
+        if self.aux_weight > 0 and "aux_logits" in out:
+            aux = torch.stack([self.loss(l, target) for l in out["aux_logits"].values()]).mean()
+            self.log(f"{stage}/aux_loss", aux, on_step=False, on_epoch=True, batch_size=len(target))
+            loss = loss + self.aux_weight * aux
+        bs = len(target)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=bs,
+                 sync_dist=stage != "train")  # fmt: skip
+        metrics = self.metrics[f"{stage}_metrics"]
+        target_m = target.squeeze(-1) if self.task.kind == "regression" and target.ndim > 1 else target
+        metrics.update(predictions(self.task, logits.detach().float()), target_m)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=bs)
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    # ---- optimisation --------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        monitor, mode = monitor_for(self.task)
+        kwargs = {"mode": mode} if getattr(self.scheduler_factory, "func", None) is ReduceLROnPlateau else {}
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}
