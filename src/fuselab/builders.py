@@ -98,7 +98,6 @@ def build_loggers(cfg: DictConfig, choices: dict[str, str], modalities: list[str
                 kwargs["tags"] = run_tags(cfg, choices, modalities)
             if lg_cfg.get("group") is None:
                 kwargs["group"] = group
-            kwargs["config"] = OmegaConf.to_container(cfg, resolve=True)
             try:
                 loggers.append(instantiate(lg_cfg, **kwargs))
             except Exception as exc:  # noqa: BLE001 - wandb must never stop a run

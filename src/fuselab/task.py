@@ -62,6 +62,8 @@ class FusionTask(pl.LightningModule):
         self.aux_weight = aux_weight
         self.modality_dropout = modality_dropout
         # ModuleDict keys may not shadow nn.Module attributes ("train"), hence the suffix.
+        # modalities marked absent for every evaluated sample (fuselab-eval drop=[...])
+        self.absent: tuple[str, ...] = ()
         self.metrics = nn.ModuleDict({f"{s}_metrics": build_metrics(task).clone(prefix=f"{s}/") for s in STAGES})
 
     def forward(self, inputs: dict[str, ModalityBatch]) -> dict[str, Any]:
@@ -95,6 +97,9 @@ class FusionTask(pl.LightningModule):
         inputs, target = batch["inputs"], batch["target"]
         if stage == "train" and self.modality_dropout > 0:
             inputs = self.drop_modalities(inputs)
+        if stage != "train" and self.absent:
+            inputs = {m: mb._replace(present=torch.zeros_like(mb.present)) if m in self.absent else mb
+                      for m, mb in inputs.items()}  # fmt: skip
         out = self(inputs)
         logits = out["logits"]
         loss = self.loss(logits, target)

@@ -71,8 +71,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         if cfg.get("fit", True):
             trainer.fit(task, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+        # Read the checkpoint paths now: validate/test below restore the callback's state
+        # from the best checkpoint, which predates the last one.
         ckpt = checkpoint_callback(trainer)
         best = (ckpt.best_model_path or None) if ckpt else None
+        last = (ckpt.last_model_path or None) if ckpt else None
+        monitor = ckpt.monitor if ckpt else None
         if not cfg.get("fit", True):
             best = cfg.get("ckpt_path")
         metrics: dict[str, float] = {}
@@ -83,8 +87,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             metrics=metrics,
             epochs=trainer.current_epoch,
             best_checkpoint=best,
-            last_checkpoint=(ckpt.last_model_path or None) if ckpt else None,
-            monitor=ckpt.monitor if ckpt else None,
+            last_checkpoint=last,
+            monitor=monitor,
             modalities=list(dm.modalities),
             num_parameters=sum(p.numel() for p in task.parameters()),
         )
