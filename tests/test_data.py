@@ -136,6 +136,5 @@ def test_temporal_label_is_the_last_event(tmp_path: Path):
     rows = dm.splits["train"][:100]
     for s, y in zip(rows["signal"], rows["label"]):
         scores = s @ protos.T
-        events = scores.argmax(1)[scores.max(1) > 5]
-        assert sorted(events.tolist()) == [0, 1, 2, 3]  # every type once: counts carry nothing
-        assert events[-1] == y
+        assert scores[-1].argmax() == y and scores[-1].max() > 5  # the final step is the label's event
+        assert 4 <= int((scores.max(1) > 5).sum()) <= 8  # after 3 to 7 events of random types

@@ -7,12 +7,28 @@ import torch
 
 from helpers import SPECS, TASK, make_model, random_batch
 
-LEVELS = [["fusion=early"], ["fusion=feature"], ["fusion=feature", "fusion.operator=sum"], ["fusion=late"]]
+OPERATORS = ["concat", "sum", "attention", "gated", "tensor", "lowrank"]
+LEVELS = (
+    [["fusion=early"]]
+    + [["fusion=feature", f"fusion.operator={op}"] for op in OPERATORS]
+    + [["fusion=late", f"fusion.combine={c}"] for c in ("mean", "weighted", "poe")]
+    + [["fusion=hybrid", "fusion.operator=tensor", "fusion.combine=weighted"], ["fusion=hybrid"]]
+    + [["fusion=conditioned", f"fusion.mode={mode}"] for mode in ("init", "add", "both")]
+)
 CELLS = ["rnn", "lstm", "gru"]
 
 
 def ids(levels):
     return "-".join(o.split("=")[1] for o in levels)
+
+
+@pytest.mark.parametrize("level", LEVELS, ids=ids)
+def test_every_parameter_learns_with_a_bidirectional_attention_encoder(level):
+    cfg_extra = ["rnn.bidirectional=true", "rnn.pooling=attention", "rnn.num_layers=2"]
+    model = make_model([*level, *cfg_extra], SPECS, cell="lstm")
+    batch = random_batch(SPECS, [4, 6, 3])
+    torch.nn.functional.cross_entropy(model(batch["inputs"])["logits"], batch["target"]).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
 @pytest.mark.parametrize("level", LEVELS, ids=ids)
@@ -80,3 +96,68 @@ def test_resample_maps_steps_proportionally():
     x = torch.arange(4.0).reshape(1, 4, 1)  # steps 0..3 of a length-4 sequence
     out = resample_steps(x, torch.tensor([4]), torch.tensor([8]), total=8)
     assert out.squeeze().tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_attention_weights_cover_present_modalities_only():
+    model = make_model(["fusion=feature", "fusion.operator=attention"], SPECS).eval()
+    batch = random_batch(SPECS, [3, 3], absent={"image": [0]})
+    weights = model(batch["inputs"])["weights"]
+    assert set(weights) == set(SPECS)
+    assert weights["image"][0] == 0 and weights["image"][1] > 0
+    torch.testing.assert_close(sum(weights.values()), torch.ones(2))
+
+
+def test_tensor_product_size_is_limited_with_the_fix():
+    with pytest.raises(ValueError, match=r"Set fusion.tensor_dim<=\d+, use fusion.operator=lowrank"):
+        make_model(["fusion=feature", "fusion.operator=tensor", "fusion.tensor_dim=64"], SPECS)
+
+
+def test_tensor_fusion_keeps_unimodal_terms():
+    from fuselab.models.fusion.operators import TensorFusion
+
+    op = TensorFusion({"a": 2, "b": 3}, dim=2)
+    z = {"a": torch.randn(1, 2), "b": torch.randn(1, 3)}
+    out = op(z, torch.tensor([[1.0, 0.0]]))  # b absent: the product is [h_a, 1] x [0, 0, 1]
+    ha = op.proj["a"](z["a"])
+    expected = torch.einsum("bi,bj->bij", torch.cat([ha, torch.ones(1, 1)], 1), torch.tensor([[0.0, 0.0, 1.0]]))
+    torch.testing.assert_close(out, expected.flatten(1))
+
+
+def test_lowrank_factors_are_registered_parameters():
+    model = make_model(["fusion=feature", "fusion.operator=lowrank"], SPECS)
+    names = {n for n, _ in model.named_parameters()}
+    assert {f"body.fuse.factors.{m}" for m in SPECS} <= names
+
+
+def test_poe_multiplies_the_experts():
+    model = make_model(["fusion=late", "fusion.combine=poe"], SPECS).eval()
+    batch = random_batch(SPECS, [3])
+    with torch.no_grad():
+        out = model(batch["inputs"])
+    probs = torch.stack([torch.softmax(l, -1) for l in out["aux_logits"].values()]).prod(0)
+    torch.testing.assert_close(torch.softmax(out["logits"], -1), probs / probs.sum(-1, keepdim=True))
+
+
+@pytest.mark.parametrize("operator", ["attention", "gated", "tensor", "lowrank"])
+def test_multimodal_operator_on_one_modality_names_the_fix(operator):
+    with pytest.raises(ValueError, match="Use fusion.operator=concat for a unimodal baseline"):
+        make_model(["fusion=feature", f"fusion.operator={operator}"], {"signal": SPECS["signal"]})
+
+
+def test_conditioned_needs_a_static_and_a_sequence_modality():
+    with pytest.raises(ValueError, match="needs a static modality"):
+        make_model(["fusion=conditioned"], {m: SPECS[m] for m in ("signal", "tokens")})
+    with pytest.raises(ValueError, match="needs a sequence or tokens modality"):
+        make_model(["fusion=conditioned"], {m: SPECS[m] for m in ("image", "vec")})
+    with pytest.raises(ValueError, match="fusion.condition='signal' is not a static modality"):
+        make_model(["fusion=conditioned", "fusion.condition=signal"], SPECS)
+
+
+@pytest.mark.parametrize("mode", ["init", "add", "both"])
+def test_conditioning_changes_the_sequence_encoding(mode):
+    model = make_model(["fusion=conditioned", f"fusion.mode={mode}", "fusion.condition=vec"], SPECS).eval()
+    a = random_batch(SPECS, [4, 4], seed=1)
+    b = random_batch(SPECS, [4, 4], seed=1)
+    b["inputs"]["vec"] = b["inputs"]["vec"]._replace(x=b["inputs"]["vec"].x + 1.0)
+    with torch.no_grad():
+        assert not torch.allclose(model(a["inputs"])["logits"], model(b["inputs"])["logits"])

@@ -108,6 +108,9 @@ class FusionTask(pl.LightningModule):
             self.log(f"{stage}/aux_loss", aux, on_step=False, on_epoch=True, batch_size=len(target))
             loss = loss + self.aux_weight * aux
         bs = len(target)
+        for m, w in (out.get("weights") or {}).items():
+            # which modality the model relies on (attention, gated, weighted): epoch means
+            self.log(f"{stage}/fusion_weight/{m}", w.float().mean(), on_step=False, on_epoch=True, batch_size=bs)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=bs,
                  sync_dist=stage != "train")  # fmt: skip
         metrics = self.metrics[f"{stage}_metrics"]

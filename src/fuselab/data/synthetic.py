@@ -13,15 +13,20 @@ the label ``y`` relates to the latents:
   redundant  every modality carries ``y``
   synergy    ``signal`` carries ``a``, ``tokens`` carries ``b``, ``y = (a + b) mod num_classes``;
              each alone is independent of ``y`` and no sum of per-modality scores decides it
-  temporal   ``signal`` holds every event type once, in random order; ``y`` is the type of the
-             LAST event, so only the order tells the label (the counts are identical)
+  temporal   ``signal`` holds a random number (K-1 to 2K-1) of events of random types, then one
+             of type ``y`` at its final step: ``y`` is the type of the LAST event. No step can
+             tell that its event is the last one, so only the order decides; mean pooling over
+             RNN outputs has to single out one step of T (it learns that, by telescoping, but
+             worse and slower than last pooling the longer the sequences: see the README).
 
 Everything is drawn from ``numpy.random.default_rng(seed)``: the same settings give the same data.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -31,6 +36,7 @@ from fuselab.data.datamodule import PairedDataModule
 from fuselab.data.specs import ModalitySpec, TaskSpec
 
 INTERACTIONS = ("unique", "redundant", "synergy", "temporal")
+_SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 MODALITIES = ("signal", "tokens", "image")
 
 
@@ -67,7 +73,7 @@ class SyntheticDataModule(PairedDataModule):
         if vocab_size < num_classes + 2:
             raise ValueError(f"data.vocab_size must be >= num_classes + 2 = {num_classes + 2}, got {vocab_size}")
         lo, hi = (int(v) for v in seq_len)
-        need = max(events + distractors, num_classes if interaction == "temporal" else 0)
+        need = max(events + distractors, 2 * num_classes if interaction == "temporal" else 0)
         if not 1 <= lo <= hi or lo < need:
             raise ValueError(f"data.seq_len={list(seq_len)} must be [min, max] with min >= {need} (the events)")
         tlo, thi = (int(v) for v in token_len)
@@ -96,7 +102,8 @@ class SyntheticDataModule(PairedDataModule):
         return TaskSpec("multiclass", k, tuple(str(i) for i in range(k)))
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"version": 1, **self.params}
+        # the generator's own source is part of the key: changing it never reuses a stale cache
+        return {"generator": _SOURCE_HASH, **self.params}
 
     def build(self) -> datasets.DatasetDict:
         p = self.params
@@ -151,8 +158,10 @@ def _latents(rng: np.random.Generator, n: int, p: dict[str, Any]) -> tuple[np.nd
 def _event_types(rng: np.random.Generator, c: int, p: dict[str, Any], temporal: bool) -> np.ndarray:
     k = p["num_classes"]
     if temporal:
-        others = rng.permutation([t for t in range(k) if t != c])
-        return np.append(others, c)  # in time order: the last one is the label
+        # a random number of events of random types, then the label's event: at no step can an
+        # RNN tell that the event it sees is the last one, so only the final state knows
+        before = rng.integers(0, k, size=int(rng.integers(k - 1, 2 * k)))
+        return np.append(before, c)
     types = np.concatenate([np.full(p["events"], c), rng.integers(0, k, size=p["distractors"])])
     return rng.permutation(types)
 
@@ -166,7 +175,13 @@ def generate(rng: np.random.Generator, n: int, p: dict[str, Any], protos: dict[s
     for i in range(n):
         t = int(lengths[i])
         types = _event_types(rng, int(own["signal"][i]), p, temporal)
-        steps = np.sort(rng.choice(t, size=len(types), replace=False))
+        if temporal:
+            # The decisive event is the final step: an RNN knows the label only there, so mean
+            # pooling over its outputs must single out one step of T.
+            last = t - 1
+            steps = np.append(np.sort(rng.choice(last, size=len(types) - 1, replace=False)), last)
+        else:
+            steps = np.sort(rng.choice(t, size=len(types), replace=False))
         x = (noise * rng.standard_normal((t, p["signal_dim"]))).astype(np.float32)
         x[steps] += protos["signal"][types]
         signals.append(x)

@@ -66,7 +66,12 @@ class RecurrentEncoder(nn.Module):
         self.directions = 2 if bidirectional else 1
         self.out_dim = hidden_size * self.directions
         self.pooling = pooling
-        self.attention = nn.Linear(self.out_dim, 1) if pooling == "attention" else None
+        # score_t = v . tanh(W o_t); no bias on v: softmax ignores a shared shift (it would get no gradient)
+        self.attention = (
+            nn.Sequential(nn.Linear(self.out_dim, self.out_dim), nn.Tanh(), nn.Linear(self.out_dim, 1, bias=False))
+            if pooling == "attention"
+            else None
+        )
 
     def initial_state(self, h0: torch.Tensor) -> torch.Tensor:
         """Expand a (B, hidden) state to every layer and direction: (layers*dirs, B, hidden)."""

@@ -1,8 +1,18 @@
 """Fusion levels (config group ``fusion``); the names are defined in DESIGN.md."""
 
 from fuselab.models.fusion.base import FusionContext, FusionOutput
+from fuselab.models.fusion.conditioned import ConditionedFusion
 from fuselab.models.fusion.early import EarlyFusion
 from fuselab.models.fusion.feature import FeatureFusion
+from fuselab.models.fusion.hybrid import HybridFusion
 from fuselab.models.fusion.late import LateFusion
 
-__all__ = ["EarlyFusion", "FeatureFusion", "FusionContext", "FusionOutput", "LateFusion"]
+__all__ = [
+    "ConditionedFusion",
+    "EarlyFusion",
+    "FeatureFusion",
+    "FusionContext",
+    "FusionOutput",
+    "HybridFusion",
+    "LateFusion",
+]

@@ -3,25 +3,49 @@ vectors, then one head."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from fuselab.models.fusion.base import FusionContext, FusionOutput, present_matrix
 from fuselab.models.fusion.operators import build_operator
 
 
-class FeatureFusion(nn.Module):
-    def __init__(self, ctx: FusionContext, operator: str = "concat", fused_dim: int = 64) -> None:
+class FusedEncoders(nn.Module):
+    """The shared part of feature and hybrid fusion: encoders, then the operator.
+    forward -> (fused (B, out_dim), per-modality vectors, per-modality weights or None)."""
+
+    def __init__(self, ctx: FusionContext, operator: str, fused_dim: int, tensor_dim: int, rank: int,
+                 max_tensor_size: int) -> None:  # fmt: skip
         super().__init__()
         self.names = ctx.names
         self.encoders = nn.ModuleDict({m: ctx.encoders(spec) for m, spec in ctx.modalities.items()})
-        self.fuse = build_operator(operator, {m: e.out_dim for m, e in self.encoders.items()}, fused_dim)
-        self.head = ctx.head(in_dim=self.fuse.out_dim, out_dim=ctx.task.num_outputs)
+        dims = {m: e.out_dim for m, e in self.encoders.items()}
+        self.fuse = build_operator(operator, dims, fused_dim, tensor_dim, rank, max_tensor_size)
+        self.out_dim = self.fuse.out_dim
 
-    def forward(self, inputs: dict) -> FusionOutput:
+    def forward(self, inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
         z = {m: self.encoders[m](inputs[m]) for m in self.names}
         present = present_matrix(inputs, self.names, next(iter(z.values())).dtype)
-        out: FusionOutput = {"logits": self.head(self.fuse(z, present))}
-        weights = getattr(self.fuse, "last_weights", None)
+        fused = self.fuse(z, present)
+        w = getattr(self.fuse, "last_weights", None)
+        weights = None if w is None else {m: w[:, i] for i, m in enumerate(self.names)}
+        return fused, z, weights
+
+
+class FeatureFusion(nn.Module):
+    """``operator``: concat | sum | attention | gated | tensor | lowrank (see operators.py).
+    ``fused_dim`` is the output size of sum/attention/gated/lowrank, ``tensor_dim`` the size each
+    modality is projected to before the tensor product, ``rank`` the rank of lowrank."""
+
+    def __init__(self, ctx: FusionContext, operator: str = "concat", fused_dim: int = 64, tensor_dim: int = 16,
+                 rank: int = 4, max_tensor_size: int = 100_000) -> None:  # fmt: skip
+        super().__init__()
+        self.body = FusedEncoders(ctx, operator, fused_dim, tensor_dim, rank, max_tensor_size)
+        self.head = ctx.head(in_dim=self.body.out_dim, out_dim=ctx.task.num_outputs)
+
+    def forward(self, inputs: dict) -> FusionOutput:
+        fused, _, weights = self.body(inputs)
+        out: FusionOutput = {"logits": self.head(fused)}
         if weights is not None:
             out["weights"] = weights
         return out
