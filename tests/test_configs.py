@@ -28,6 +28,22 @@ def test_every_group_value_composes_and_validates(group: str, value: str, tmp_pa
     validate_train_config(cfg)
 
 
+@pytest.mark.parametrize(
+    "override",
+    ["hydra/launcher=basic", "hydra/launcher=joblib", "hydra/launcher=submitit_local", "hydra/launcher=slurm_example",
+     "hparams_search=synthetic_optuna"],
+)  # fmt: skip
+def test_launchers_and_searches_compose(override: str):
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="fuselab.conf", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[override], return_hydra_config=True)
+    if "slurm" in override:
+        assert cfg.hydra.launcher.tasks_per_node == cfg.hydra.launcher.gpus_per_node == 4
+    if "optuna" in override:
+        assert "model.optimizer.lr" in cfg.hydra.sweeper.params
+
+
 def test_eval_config_composes(tmp_path: Path):
     cfg = compose_train(["ckpt_path=x.ckpt"], output_dir=tmp_path, config_name="eval")
     assert cfg.split == "test" and list(cfg.drop) == []

@@ -14,6 +14,7 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 
 from fuselab.data.datamodule import PairedDataModule
 from fuselab.data.specs import TaskSpec
+from fuselab.distributed import resolve_strategy
 from fuselab.errors import ConfigError, user_error
 from fuselab.metrics import monitor_for
 from fuselab.models.build import build_model
@@ -99,7 +100,10 @@ def build_loggers(cfg: DictConfig, choices: dict[str, str], modalities: list[str
             if lg_cfg.get("group") is None:
                 kwargs["group"] = group
             try:
-                loggers.append(instantiate(lg_cfg, **kwargs))
+                wandb_logger = instantiate(lg_cfg, **kwargs)
+                # the run's choices as flat config columns (fusion, rnn, data.modalities, ...)
+                wandb_logger.log_hyperparams({"choice": choices, "modalities": "+".join(modalities)})
+                loggers.append(wandb_logger)
             except Exception as exc:  # noqa: BLE001 - wandb must never stop a run
                 log.warning("wandb could not start (%s); this run logs to csv only", exc)
             continue
@@ -108,7 +112,21 @@ def build_loggers(cfg: DictConfig, choices: dict[str, str], modalities: list[str
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger]) -> pl.Trainer:
-    return _user_errors("trainer", instantiate, cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    strategy = resolve_strategy(cfg.trainer.get("strategy", "auto"))
+    return _user_errors(
+        "trainer", instantiate, cfg.trainer, callbacks=callbacks, logger=loggers or False, strategy=strategy
+    )
+
+
+def finish_loggers(loggers: list[Logger], metrics: dict[str, float], monitor: str | None) -> None:
+    """Final numbers as wandb summary fields, so its table and parallel-coordinates views
+    compare runs by the best checkpoint's validation and test metrics."""
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            final = {f"final/{k}": v for k, v in metrics.items()}
+            if monitor and monitor in metrics:
+                final[f"best/{monitor}"] = metrics[monitor]
+            lg.experiment.summary.update(final)
 
 
 def checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
+import os
 import sys
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -26,22 +26,21 @@ def hydra_context() -> dict[str, Any]:
     from hydra.types import RunMode
 
     if not HydraConfig.initialized():
-        return {"overrides": [], "choices": {}, "group": "default", "multirun": False, "job_num": None}
+        return {"overrides": [], "choices": {}, "group": "default", "multirun": False, "job_num": None,
+                "parallel_jobs": 1}  # fmt: skip
     hc = HydraConfig.get()
-    overrides = list(hc.overrides.task)
     choices = {k: str(v) for k, v in hc.runtime.choices.items() if not k.startswith("hydra") and v is not None}
     multirun = hc.mode == RunMode.MULTIRUN
-    if multirun:
-        group = f"{hc.job.name}-{hashlib.sha1(hc.sweep.dir.encode()).hexdigest()[:8]}"
-    else:
-        group = hc.job.name
+    # one wandb group per sweep: the sweep directory (the job's parent) names it
+    group = Path(hc.runtime.output_dir).parent.name if multirun else hc.job.name
+    n_jobs = hc.launcher.get("n_jobs") if multirun else None
     return {
-        "overrides": overrides,
+        "overrides": list(hc.overrides.task),
         "choices": choices,
         "group": group,
         "multirun": multirun,
         "job_num": hc.job.num if multirun else None,
-        "config_hash": hashlib.sha1(json.dumps(sorted(overrides)).encode()).hexdigest()[:12],
+        "parallel_jobs": (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs or 1),
     }
 
 
@@ -64,6 +63,9 @@ def run_guarded(fn: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> 
 
 
 def report_metrics(summary: dict[str, Any]) -> None:
+    if summary.get("skipped"):
+        console.print(f"skipped: completed earlier in {summary.get('run_dir')}", highlight=False, soft_wrap=True)
+        return
     table = Table(title=f"fuselab: {summary.get('status')} in {summary.get('wall_time_s', 0):.1f}s")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -73,3 +75,6 @@ def report_metrics(summary: dict[str, Any]) -> None:
     console.print(f"outputs:  {summary.get('run_dir')}", highlight=False, soft_wrap=True)
     if summary.get("best_checkpoint"):
         console.print(f"best checkpoint: {summary['best_checkpoint']}", highlight=False, soft_wrap=True)
+    run_dir = Path(str(summary.get("run_dir", ".")))
+    if any(run_dir.glob("wandb/offline-run-*")):
+        console.print(f"upload to wandb:  wandb sync {run_dir}/wandb/offline-run-*", highlight=False, soft_wrap=True)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import torch
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, PearsonCorrCoef
 from torchmetrics.classification import Accuracy, F1Score
@@ -44,3 +49,21 @@ def predictions(task: TaskSpec, logits: torch.Tensor) -> torch.Tensor:
     if task.kind == "multilabel":
         return torch.sigmoid(logits)
     return logits.squeeze(-1) if logits.shape[-1] == 1 else logits
+
+
+def save_confusion_matrix(cm: np.ndarray, task: TaskSpec, out_dir: Path, loggers: Sequence[Any] = ()) -> Path:
+    """confusion_matrix.csv and .png in ``out_dir`` (rows: true class, columns: predicted);
+    also logged as an image to wandb when a wandb logger is on."""
+    from fuselab.plots import confusion_matrix_png
+
+    names = list(task.class_names) or [str(i) for i in range(len(cm))]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "confusion_matrix.csv", "w") as f:
+        f.write("true\\predicted," + ",".join(names) + "\n")
+        for name, row in zip(names, cm):
+            f.write(name + "," + ",".join(str(int(v)) for v in row) + "\n")
+    png = confusion_matrix_png(cm, names, out_dir / "confusion_matrix.png", title="test confusion matrix")
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            lg.log_image(key="test/confusion_matrix", images=[str(png)])
+    return png

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -10,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torchmetrics.classification import ConfusionMatrix
 
 from fuselab.data.specs import ModalityBatch, ModalitySpec, TaskSpec
-from fuselab.metrics import build_metrics, monitor_for, predictions
+from fuselab.metrics import build_metrics, monitor_for, predictions, save_confusion_matrix
 
 STAGES = ("train", "val", "test")
 
@@ -65,6 +67,8 @@ class FusionTask(pl.LightningModule):
         # modalities marked absent for every evaluated sample (fuselab-eval drop=[...])
         self.absent: tuple[str, ...] = ()
         self.metrics = nn.ModuleDict({f"{s}_metrics": build_metrics(task).clone(prefix=f"{s}/") for s in STAGES})
+        n = task.num_outputs
+        self.confusion = ConfusionMatrix(task="multiclass", num_classes=n) if task.kind == "multiclass" else None
 
     def forward(self, inputs: dict[str, ModalityBatch]) -> dict[str, Any]:
         return self.model(inputs)
@@ -115,7 +119,10 @@ class FusionTask(pl.LightningModule):
                  sync_dist=stage != "train")  # fmt: skip
         metrics = self.metrics[f"{stage}_metrics"]
         target_m = target.squeeze(-1) if self.task.kind == "regression" and target.ndim > 1 else target
-        metrics.update(predictions(self.task, logits.detach().float()), target_m)
+        preds = predictions(self.task, logits.detach().float())
+        metrics.update(preds, target_m)
+        if stage == "test" and self.confusion is not None:
+            self.confusion.update(preds, target_m)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=bs)
         return loss
 
@@ -127,6 +134,14 @@ class FusionTask(pl.LightningModule):
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        if self.confusion is None:
+            return
+        cm = self.confusion.compute().cpu().numpy()  # every rank takes part in the sync
+        self.confusion.reset()
+        if self.trainer.is_global_zero:
+            save_confusion_matrix(cm, self.task, Path(self.trainer.default_root_dir), self.loggers)
 
     # ---- optimisation --------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

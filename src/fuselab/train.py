@@ -6,14 +6,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
 from fuselab import __version__
@@ -24,11 +29,14 @@ from fuselab.builders import (
     build_task,
     build_trainer,
     checkpoint_callback,
+    finish_loggers,
 )
 from fuselab.cli import hydra_context, report_metrics, run_guarded
 from fuselab.config import to_plain, validate_train_config
+from fuselab.distributed import isolated_job
 from fuselab.errors import ConfigError
 from fuselab.summary import RunSummary
+from fuselab.sweep import archive_previous_attempt, config_hash, previous_outcome
 
 log = logging.getLogger("fuselab.train")
 
@@ -50,51 +58,48 @@ def _metrics(results: list[dict[str, float]]) -> dict[str, float]:
     return merged
 
 
+class RankReport(Callback):
+    """Each rank logs the overrides and settings it trains with (one log file per rank)."""
+
+    def __init__(self, overrides: list[str], chash: str) -> None:
+        self.overrides, self.chash = overrides, chash
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            log.info("rank %d of %d trains overrides=%s config_hash=%s", trainer.global_rank, trainer.world_size,
+                     json.dumps(self.overrides), self.chash)  # fmt: skip
+
+
+def _split_threads(parallel_jobs: int) -> None:
+    """Jobs run side by side (joblib) share the cores instead of each taking all of them."""
+    if parallel_jobs > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // parallel_jobs))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one job from a composed config; returns its summary (also written to summary.json)."""
+    """Run one job from a composed config; returns its summary (also written to summary.json).
+    In a multirun, a job that already completed with the same config is skipped."""
     validate_train_config(cfg)
     out_dir = Path(cfg.paths.output_dir)
     _writable(out_dir)
     ctx = hydra_context()
-    summary = RunSummary(out_dir, fuselab_version=__version__, **ctx)
+    chash = config_hash(cfg)
     is_zero = rank_zero_only.rank == 0
+    if is_zero and ctx["multirun"] and cfg.get("skip_completed", True):
+        previous = previous_outcome(out_dir, chash)
+        if previous is not None:
+            log.info("skipping %s: %s earlier with the same config", out_dir, previous["status"])
+            return {**previous, "skipped": True}
+        archive_previous_attempt(out_dir)
+    parallel = ctx.pop("parallel_jobs")
+    summary = RunSummary(out_dir, fuselab_version=__version__, config_hash=chash, pid=os.getpid(),
+                         host=socket.gethostname(), **ctx)  # fmt: skip
     if is_zero:
         summary.write()
     try:
-        pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-        dm = build_datamodule(cfg.data)
-        config = to_plain(cfg)
-        task = build_task(cfg, dm, config=config)
-        loggers = build_loggers(cfg, ctx["choices"], list(dm.modalities), group=ctx["group"])
-        callbacks = build_callbacks(cfg, dm.task, with_logger=bool(loggers))
-        trainer = build_trainer(cfg, callbacks, loggers)
-
-        if cfg.get("fit", True):
-            trainer.fit(task, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
-        # Read the checkpoint paths now: validate/test below restore the callback's state
-        # from the best checkpoint, which predates the last one.
-        ckpt = checkpoint_callback(trainer)
-        best = (ckpt.best_model_path or None) if ckpt else None
-        last = (ckpt.last_model_path or None) if ckpt else None
-        monitor = ckpt.monitor if ckpt else None
-        if not cfg.get("fit", True):
-            best = cfg.get("ckpt_path")
-        metrics: dict[str, float] = {}
-        metrics.update(_metrics(trainer.validate(task, datamodule=dm, ckpt_path=best, verbose=False)))
-        if cfg.get("test", True):
-            metrics.update(_metrics(trainer.test(task, datamodule=dm, ckpt_path=best, verbose=False)))
-        summary.update(
-            metrics=metrics,
-            epochs=trainer.current_epoch,
-            best_checkpoint=best,
-            last_checkpoint=last,
-            monitor=monitor,
-            modalities=list(dm.modalities),
-            num_parameters=sum(p.numel() for p in task.parameters()),
-        )
-        for lg in loggers:
-            if hasattr(lg, "experiment") and type(lg).__name__ == "WandbLogger":
-                lg.experiment.summary.update({f"final/{k}": v for k, v in metrics.items()})
+        with isolated_job():
+            _split_threads(parallel)
+            _fit_and_test(cfg, ctx, summary)
     except BaseException as exc:
         if is_zero:
             summary.failed(exc)
@@ -104,11 +109,46 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary.data
 
 
+def _fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary) -> None:
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    dm = build_datamodule(cfg.data)
+    task = build_task(cfg, dm, config=to_plain(cfg))
+    loggers = build_loggers(cfg, ctx["choices"], list(dm.modalities), group=ctx["group"])
+    callbacks = build_callbacks(cfg, dm.task, with_logger=bool(loggers))
+    callbacks.append(RankReport(ctx["overrides"], summary.data["config_hash"]))
+    trainer = build_trainer(cfg, callbacks, loggers)
+
+    if cfg.get("fit", True):
+        trainer.fit(task, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+    # Read the checkpoint paths now: validate/test below restore the callback's state
+    # from the best checkpoint, which predates the last one.
+    ckpt = checkpoint_callback(trainer)
+    best = (ckpt.best_model_path or None) if ckpt else None
+    last = (ckpt.last_model_path or None) if ckpt else None
+    monitor = ckpt.monitor if ckpt else None
+    if not cfg.get("fit", True):
+        best = cfg.get("ckpt_path")
+    metrics: dict[str, float] = {}
+    metrics.update(_metrics(trainer.validate(task, datamodule=dm, ckpt_path=best, verbose=False)))
+    if cfg.get("test", True):
+        metrics.update(_metrics(trainer.test(task, datamodule=dm, ckpt_path=best, verbose=False)))
+    summary.update(
+        metrics=metrics,
+        epochs=trainer.current_epoch,
+        best_checkpoint=best,
+        last_checkpoint=last,
+        monitor=monitor,
+        modalities=list(dm.modalities),
+        num_parameters=sum(p.numel() for p in task.parameters()),
+    )
+    finish_loggers(loggers, metrics, monitor)
+
+
 @hydra.main(version_base="1.3", config_path="pkg://fuselab.conf", config_name="train")
 def _hydra_entry(cfg: DictConfig) -> float | None:
     result = run_guarded(train, cfg)
     if result is None:
-        return None
+        return float("nan")  # a failed job: a sweeper (Optuna) records a failed trial and goes on
     if rank_zero_only.rank == 0:
         report_metrics(result)
     monitor = result.get("monitor")

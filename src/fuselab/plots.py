@@ -1,0 +1,74 @@
+"""PNG plots (matplotlib, headless): confusion matrices and comparison charts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_matrix_png(cm: np.ndarray, class_names: Sequence[str], path: Path, title: str = "") -> Path:
+    plt = _pyplot()
+    n = len(cm)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n, 1.0 + 0.45 * n))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=90 if n > 10 else 0)
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 25:
+        top = cm.max() or 1
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if cm[i, j] > top / 2 else "black")  # fmt: skip
+    ax.set_title(title or "confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def bar_chart_png(labels: Sequence[str], means: Sequence[float], stds: Sequence[float], metric: str, axis: str,
+                  path: Path) -> Path:  # fmt: skip
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(3.5, 0.9 * len(labels) + 1.5), 3.2))
+    ax.bar(range(len(labels)), means, yerr=np.nan_to_num(stds), capsize=4, color="#4C72B0")
+    ax.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels)) > 8 else 0, ha="right")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by {axis} (mean ± std over the other axes and seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def heatmap_png(rows: Sequence[str], cols: Sequence[str], values: np.ndarray, metric: str, row_axis: str,
+                col_axis: str, path: Path) -> Path:  # fmt: skip
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.8 + 1.1 * len(cols), 1.4 + 0.5 * len(rows)))
+    im = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel(col_axis)
+    ax.set_ylabel(row_axis)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if np.isfinite(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=8, color="white")
+    fig.colorbar(im, ax=ax, label=metric)
+    ax.set_title(f"{metric}: {row_axis} x {col_axis}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
