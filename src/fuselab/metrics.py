@@ -12,10 +12,24 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 from torchmetrics.classification import Accuracy, F1Score
 
 from fuselab.data.specs import TaskSpec
+from fuselab.metrics_affect import AffectMetrics
+
+
+def flatten_metrics(values: dict[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
+    """{"val/affect": {"acc2": t}} and {"val/acc": t} alike -> flat {name: scalar tensor}."""
+    flat: dict[str, torch.Tensor] = {}
+    for k, v in values.items():
+        if isinstance(v, dict):
+            flat.update(flatten_metrics(v))
+        else:
+            flat[prefix + k] = torch.as_tensor(v)
+    return flat
 
 
 def build_metrics(task: TaskSpec) -> MetricCollection:
     n = task.num_outputs
+    if task.metric_set == "affect":
+        return MetricCollection({"affect": AffectMetrics()})
     if task.kind == "multiclass":
         return MetricCollection(
             {

@@ -14,7 +14,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics.classification import ConfusionMatrix
 
 from fuselab.data.specs import ModalityBatch, ModalitySpec, TaskSpec
-from fuselab.metrics import build_metrics, monitor_for, predictions, save_confusion_matrix
+from fuselab.metrics import build_metrics, flatten_metrics, monitor_for, predictions, save_confusion_matrix
 
 STAGES = ("train", "val", "test")
 
@@ -123,8 +123,22 @@ class FusionTask(pl.LightningModule):
         metrics.update(preds, target_m)
         if stage == "test" and self.confusion is not None:
             self.confusion.update(preds, target_m)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=bs)
         return loss
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        # computed here rather than logged as objects: some metrics (affect) return several values
+        metrics = self.metrics[f"{stage}_metrics"]
+        if not any(m.update_count for m in metrics.values(copy_state=False)):
+            return  # e.g. validation skipped this epoch
+        values = {k: v.float() for k, v in flatten_metrics(metrics.compute()).items()}
+        metrics.reset()
+        self.log_dict(values, prog_bar=stage != "train", sync_dist=False)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
@@ -136,6 +150,7 @@ class FusionTask(pl.LightningModule):
         self._step(batch, "test")
 
     def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
         if self.confusion is None:
             return
         cm = self.confusion.compute().cpu().numpy()  # every rank takes part in the sync

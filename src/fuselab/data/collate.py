@@ -36,10 +36,13 @@ class PaddedCollate:
     packed recurrent encoders stay valid, and the model ignores it through ``present``.
     """
 
-    def __init__(self, specs: Mapping[str, ModalitySpec], task: TaskSpec, target: str = "label") -> None:
+    def __init__(self, specs: Mapping[str, ModalitySpec], task: TaskSpec, target: str = "label",
+                 stats: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:  # fmt: skip
         self.specs = dict(specs)
         self.task = task
         self.target = target
+        # per-modality (mean, std) from the train split; padding stays exactly zero
+        self.stats = dict(stats or {})
 
     def __call__(self, columns: Mapping[str, Any]) -> dict[str, Any]:
         inputs: dict[str, ModalityBatch] = {}
@@ -55,6 +58,9 @@ class PaddedCollate:
             if spec.is_temporal:
                 dtype = np.int64 if spec.kind == "tokens" else np.float32
                 arrays = [np.asarray(v, dtype=dtype) for v in values]
+                if name in self.stats:
+                    mean, std = self.stats[name]
+                    arrays = [(a - mean) / std for a in arrays]
                 x, lengths = _pad(arrays, dtype)
                 empty = lengths == 0
                 if empty.any():
@@ -62,8 +68,11 @@ class PaddedCollate:
                     lengths = np.where(empty, 1, lengths)
                 inputs[name] = ModalityBatch(torch.from_numpy(x), torch.from_numpy(lengths), present_t)
             else:
-                x = torch.as_tensor(np.asarray(values, dtype=np.float32))
-                inputs[name] = ModalityBatch(x, None, present_t)
+                arr = np.asarray(values, dtype=np.float32)
+                if name in self.stats:
+                    mean, std = self.stats[name]
+                    arr = (arr - mean) / std
+                inputs[name] = ModalityBatch(torch.as_tensor(arr, dtype=torch.float32), None, present_t)
         return {"inputs": inputs, "target": self._target(columns[self.target])}
 
     def _target(self, values: Any) -> torch.Tensor:

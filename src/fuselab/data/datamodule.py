@@ -72,6 +72,7 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         pin_memory: bool = False,
         cache_dir: str | None = None,
         loader_seed: int = 0,
+        normalize: bool = False,
     ) -> None:
         super().__init__()
         available = self.available_modalities()
@@ -94,7 +95,9 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         self.pin_memory = bool(pin_memory)
         self.cache_dir = Path(cache_dir or default_cache_dir()).expanduser()
         self.loader_seed = int(loader_seed)
+        self.normalize = bool(normalize)
         self.splits: dict[str, datasets.Dataset] = {}
+        self._stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
     # ---- what a subclass provides -------------------------------------------------------
     @abc.abstractmethod
@@ -163,6 +166,9 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         if not self.is_prepared():
             self.prepare_data()
         dsd = datasets.load_from_disk(str(self.prepared_dir))
+        if self.normalize:  # statistics need every float modality of the train split
+            self.splits["train"] = dsd["train"].with_format("numpy")
+            self.normalization_stats()
         for split in SPLITS:
             table = dsd[split]
             columns = [c for c in table.column_names if c in self.selected or c == self.target]
@@ -171,7 +177,24 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
 
     # ---- loaders -------------------------------------------------------------------------
     def collate(self) -> PaddedCollate:
-        return PaddedCollate(self.modalities, self.task, self.target)
+        return PaddedCollate(self.modalities, self.task, self.target, self.normalization_stats())
+
+    def normalization_stats(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per-modality (mean, std) of the float modalities, computed on the train split only
+        (once per prepared dataset, cached beside it); empty unless ``normalize``."""
+        if not self.normalize:
+            return {}
+        if self._stats is None:
+            path = self.prepared_dir / "norm_stats.npz"
+            if not path.exists():
+                stats = train_statistics(self.splits["train"], self.available_modalities())
+                tmp = path.with_name(f".{uuid.uuid4().hex[:8]}.npz")
+                np.savez(tmp, **{f"{m}__{k}": v for m, (mean, std) in stats.items() for k, v in (("mean", mean), ("std", std))})
+                os.replace(tmp, path)
+            raw = np.load(path)
+            names = {k.rsplit("__", 1)[0] for k in raw.files}
+            self._stats = {m: (raw[f"{m}__mean"], raw[f"{m}__std"]) for m in names}
+        return {m: v for m, v in self._stats.items() if m in self.selected}
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
@@ -199,3 +222,33 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
     def split_labels(self, split: str) -> np.ndarray:
         self.setup()
         return np.asarray(self.splits[split][self.target])
+
+
+def train_statistics(table: datasets.Dataset, specs: dict[str, ModalitySpec], chunk: int = 2048
+                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """Mean and std per feature (sequence, vector), per channel (image), over a split."""
+    floats = [m for m, s in specs.items() if s.kind in ("sequence", "vector", "image") and m in table.column_names]
+    sums: dict[str, Any] = {m: [0.0, 0.0, 0] for m in floats}
+    view = table.with_format("numpy", columns=floats)
+    for start in range(0, len(view), chunk):
+        rows = view[start : start + chunk]
+        for m in floats:
+            kind = specs[m].kind
+            if kind == "sequence":
+                x = np.concatenate([np.asarray(a, dtype=np.float64) for a in rows[m] if len(a)], axis=0)
+            elif kind == "image":
+                arr = np.asarray(rows[m], dtype=np.float64)
+                x = arr.transpose(0, 2, 3, 1).reshape(-1, arr.shape[1])
+            else:
+                x = np.asarray(rows[m], dtype=np.float64)
+            sums[m][0] = sums[m][0] + x.sum(0)
+            sums[m][1] = sums[m][1] + (x**2).sum(0)
+            sums[m][2] += len(x)
+    stats = {}
+    for m, (s1, s2, n) in sums.items():
+        mean = s1 / max(n, 1)
+        std = np.sqrt(np.maximum(s2 / max(n, 1) - mean**2, 0.0))
+        std = np.where(std < 1e-8, 1.0, std)
+        shape = (-1, 1, 1) if specs[m].kind == "image" else (-1,)
+        stats[m] = (mean.astype(np.float32).reshape(shape), std.astype(np.float32).reshape(shape))
+    return stats

@@ -79,6 +79,8 @@ class TaskSpec:
     kind: str
     num_outputs: int
     class_names: tuple[str, ...] = field(default_factory=tuple)
+    # "default", or "affect" for sentiment regression (Acc2/Acc7/F1/MAE/Corr, MulT/MMSA protocol)
+    metric_set: str = "default"
 
     def __post_init__(self) -> None:
         if self.kind not in TASK_KINDS:
@@ -87,11 +89,13 @@ class TaskSpec:
             raise ValueError(f"task needs num_outputs >= 1, got {self.num_outputs}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "num_outputs": self.num_outputs, "class_names": list(self.class_names)}
+        return {"kind": self.kind, "num_outputs": self.num_outputs, "class_names": list(self.class_names),
+                "metric_set": self.metric_set}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskSpec:
-        return cls(kind=d["kind"], num_outputs=int(d["num_outputs"]), class_names=tuple(d.get("class_names", ())))
+        return cls(kind=d["kind"], num_outputs=int(d["num_outputs"]), class_names=tuple(d.get("class_names", ())),
+                   metric_set=d.get("metric_set", "default"))  # fmt: skip
 
 
 class ModalityBatch(NamedTuple):
