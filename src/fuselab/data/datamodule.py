@@ -75,7 +75,7 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         normalize: bool = False,
     ) -> None:
         super().__init__()
-        available = self.available_modalities()
+        available = self.modality_names()
         if modalities is None or len(modalities) == 0:
             selected = list(available)
         else:
@@ -103,6 +103,10 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
     @abc.abstractmethod
     def available_modalities(self) -> dict[str, ModalitySpec]:
         """Every modality the dataset has, by name (cheap: no I/O)."""
+
+    def modality_names(self) -> list[str]:
+        """The names alone; override when the specs need the data (read at preparation)."""
+        return list(self.available_modalities())
 
     @abc.abstractmethod
     def task_spec(self) -> TaskSpec:
@@ -133,6 +137,13 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
         return self.cache_dir / self.name / digest
 
+    def preparation_notes(self) -> dict[str, Any]:
+        """Anything worth keeping about the preparation (e.g. values cleaned)."""
+        return {}
+
+    def prepared_marker(self) -> dict[str, Any]:
+        return json.loads((self.prepared_dir / DONE_MARKER).read_text())
+
     def is_prepared(self) -> bool:
         return (self.prepared_dir / DONE_MARKER).exists()
 
@@ -152,7 +163,9 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
         dsd.save_to_disk(str(tmp))
-        (tmp / DONE_MARKER).write_text(json.dumps({"name": self.name, **self.fingerprint()}, default=str, indent=1))
+        marker = {"name": self.name, **self.fingerprint(), "specs": {m: sp.to_dict() for m, sp in self.available_modalities().items()},
+                  "notes": self.preparation_notes()}  # fmt: skip
+        (tmp / DONE_MARKER).write_text(json.dumps(marker, default=str, indent=1))
         try:
             os.rename(tmp, target)
         except OSError:  # another process finished first: keep theirs
