@@ -105,7 +105,8 @@ def build_loggers(cfg: DictConfig, choices: dict[str, str], modalities: list[str
                 wandb_logger.log_hyperparams({"choice": choices, "modalities": "+".join(modalities)})
                 loggers.append(wandb_logger)
             except Exception as exc:  # noqa: BLE001 - wandb must never stop a run
-                log.warning("wandb could not start (%s); this run logs to csv only", exc)
+                reason = exc.__cause__ or exc  # Hydra wraps the logger's own error
+                log.warning("wandb could not start (%s); this run logs to csv only", reason)
             continue
         loggers.append(instantiate(lg_cfg, **kwargs))
     return loggers

@@ -28,7 +28,7 @@ def config_hash(cfg: DictConfig) -> str:
     """What decides a job's result: the unresolved config without ``paths`` (where it runs)
     and without the bookkeeping keys, so a resumed sweep recognises its finished jobs."""
     plain = OmegaConf.to_container(cfg, resolve=False)
-    for key in ("paths", "sweep_name", "skip_completed"):
+    for key in ("paths", "sweep_name", "skip_completed", "resume", "ckpt_path"):
         plain.pop(key, None)  # type: ignore[union-attr]
     return hashlib.sha1(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -72,6 +72,22 @@ def archive_previous_attempt(out_dir: Path) -> Path | None:
         shutil.move(str(p), dest / p.name)
     log.info("kept the previous attempt of this job in %s", dest)
     return dest
+
+
+def find_resume_checkpoint(out_dir: Path, chash: str) -> tuple[Path, Path] | None:
+    """(last.ckpt, its run directory) of the latest interrupted run with this config: an earlier
+    attempt of this job (sweeps), or a sibling run directory (single runs)."""
+    candidates = sorted((out_dir / ATTEMPTS).glob("*"), key=lambda p: int(p.name) if p.name.isdigit() else -1,
+                        reverse=True) if (out_dir / ATTEMPTS).exists() else []  # fmt: skip
+    candidates += sorted((p for p in out_dir.parent.iterdir() if p.is_dir() and p != out_dir), reverse=True)
+    for run_dir in candidates:
+        prev = read_summary(run_dir)
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+        if prev is None or not ckpt.exists() or prev.get("config_hash") != chash:
+            continue
+        if prev.get("status") in ("running", "failed") and not _alive(prev.get("pid"), prev.get("host")):
+            return ckpt, run_dir
+    return None
 
 
 def sweep_summaries(sweep_dir: Path) -> list[dict[str, Any]]:

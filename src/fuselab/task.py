@@ -19,6 +19,10 @@ from fuselab.metrics import build_metrics, flatten_metrics, monitor_for, predict
 STAGES = ("train", "val", "test")
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss."""
+
+
 class FusionTask(pl.LightningModule):
     """Wraps a fusion model with its loss, metrics (logged as ``train/``, ``val/``, ``test/``),
     optimizer and scheduler.
@@ -66,6 +70,7 @@ class FusionTask(pl.LightningModule):
         # ModuleDict keys may not shadow nn.Module attributes ("train"), hence the suffix.
         # modalities marked absent for every evaluated sample (fuselab-eval drop=[...])
         self.absent: tuple[str, ...] = ()
+        self._batch_idx = -1
         self.metrics = nn.ModuleDict({f"{s}_metrics": build_metrics(task).clone(prefix=f"{s}/") for s in STAGES})
         n = task.num_outputs
         self.confusion = ConfusionMatrix(task="multiclass", num_classes=n) if task.kind == "multiclass" else None
@@ -107,6 +112,12 @@ class FusionTask(pl.LightningModule):
         out = self(inputs)
         logits = out["logits"]
         loss = self.loss(logits, target)
+        if stage == "train" and not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}, "
+                f"batch {self._batch_idx}. The last good checkpoint is kept (checkpoints/last.ckpt). Lower "
+                "model.optimizer.lr, keep trainer.gradient_clip_val set, or check the data for NaN/inf."
+            )
         if self.aux_weight > 0 and "aux_logits" in out:
             aux = torch.stack([self.loss(l, target) for l in out["aux_logits"].values()]).mean()
             self.log(f"{stage}/aux_loss", aux, on_step=False, on_epoch=True, batch_size=len(target))
@@ -141,6 +152,7 @@ class FusionTask(pl.LightningModule):
         self._log_epoch_metrics("val")
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        self._batch_idx = batch_idx
         return self._step(batch, "train")
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -157,6 +169,15 @@ class FusionTask(pl.LightningModule):
         self.confusion.reset()
         if self.trainer.is_global_zero:
             save_confusion_matrix(cm, self.task, Path(self.trainer.default_root_dir), self.loggers)
+
+    # ---- exact resumption: the RNG (dropout, modality dropout) continues where it stopped ----
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["fuselab_rng"] = {"torch": torch.get_rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("fuselab_rng")
+        if state is not None:
+            torch.set_rng_state(state["torch"])
 
     # ---- optimisation --------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

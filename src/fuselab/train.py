@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -35,13 +36,17 @@ from fuselab.cli import hydra_context, report_metrics, run_guarded
 from fuselab.config import to_plain, validate_train_config
 from fuselab.distributed import isolated_job
 from fuselab.errors import ConfigError
-from fuselab.summary import RunSummary
-from fuselab.sweep import archive_previous_attempt, config_hash, previous_outcome
+from fuselab.summary import SUMMARY, RunSummary, read_summary, write_json
+from fuselab.sweep import archive_previous_attempt, config_hash, find_resume_checkpoint, previous_outcome
 
 log = logging.getLogger("fuselab.train")
 
 
+MIN_FREE_MB = 200
+
+
 def _writable(out_dir: Path) -> None:
+    """Fail before any work if the run directory cannot be written or its disk is (nearly) full."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / ".write-probe"
@@ -49,6 +54,12 @@ def _writable(out_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"cannot write to the output directory {out_dir} ({exc}); set paths.log_dir=<dir>") from exc
+    free_mb = shutil.disk_usage(out_dir).free / 2**20
+    if free_mb < MIN_FREE_MB:
+        raise ConfigError(
+            f"only {free_mb:.0f} MB free on the disk of {out_dir} (checkpoints need more than {MIN_FREE_MB} MB); "
+            "free some space or set paths.log_dir=<dir on another disk>"
+        )
 
 
 def _metrics(results: list[dict[str, float]]) -> dict[str, float]:
@@ -91,6 +102,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("skipping %s: %s earlier with the same config", out_dir, previous["status"])
             return {**previous, "skipped": True}
         archive_previous_attempt(out_dir)
+    resume = _resume_checkpoint(cfg, out_dir, chash)
     parallel = ctx.pop("parallel_jobs")
     summary = RunSummary(out_dir, fuselab_version=__version__, config_hash=chash, pid=os.getpid(),
                          host=socket.gethostname(), **ctx)  # fmt: skip
@@ -99,7 +111,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         with isolated_job():
             _split_threads(parallel)
-            _fit_and_test(cfg, ctx, summary)
+            _fit_and_test(cfg, ctx, summary, resume)
     except BaseException as exc:
         if is_zero:
             summary.failed(exc)
@@ -109,7 +121,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary.data
 
 
-def _fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary) -> None:
+def _resume_checkpoint(cfg: DictConfig, out_dir: Path, chash: str) -> str | None:
+    """``resume=auto``: continue the latest interrupted run of the same config from its
+    last.ckpt (model, optimizer, scheduler, loop and RNG state); else ``ckpt_path``."""
+    if str(cfg.get("resume") or "").lower() != "auto":
+        return cfg.get("ckpt_path")
+    found = find_resume_checkpoint(out_dir, chash)
+    if found is None:
+        log.info("resume=auto: no interrupted run of this config to continue; starting afresh")
+        return cfg.get("ckpt_path")
+    ckpt, run_dir = found
+    log.info("resume=auto: continuing %s from %s", run_dir, ckpt)
+    if rank_zero_only.rank == 0 and run_dir.parent == out_dir.parent:
+        # the interrupted run points to its continuation (it no longer reads "running")
+        write_json(run_dir / SUMMARY, {**(read_summary(run_dir) or {}), "status": "resumed", "resumed_in": str(out_dir)})
+    return str(ckpt)
+
+
+def _fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resume: str | None) -> None:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg.data)
     task = build_task(cfg, dm, config=to_plain(cfg))
@@ -119,7 +148,8 @@ def _fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary) -> 
     trainer = build_trainer(cfg, callbacks, loggers)
 
     if cfg.get("fit", True):
-        trainer.fit(task, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+        summary.update(resumed_from=resume)
+        trainer.fit(task, datamodule=dm, ckpt_path=resume)
     # Read the checkpoint paths now: validate/test below restore the callback's state
     # from the best checkpoint, which predates the last one.
     ckpt = checkpoint_callback(trainer)

@@ -23,7 +23,7 @@ import datasets
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fuselab.data.collate import PaddedCollate, present_column
 from fuselab.data.specs import ModalitySpec, TaskSpec
@@ -52,6 +52,23 @@ class ArrowSplit(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.table[[index]]
+
+
+class EpochShuffle(Sampler[int]):
+    """A random order that depends only on (seed, epoch): a run resumed at epoch k sees the same
+    batches as one that was never interrupted. Lightning calls ``set_epoch`` every epoch."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist())
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class PairedDataModule(pl.LightningDataModule, abc.ABC):
@@ -211,16 +228,15 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
-        generator = torch.Generator().manual_seed(self.loader_seed) if shuffle else None
+        data = ArrowSplit(self.splits[split])
         return DataLoader(
-            ArrowSplit(self.splits[split]),
+            data,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffle(len(data), self.loader_seed) if shuffle else None,
             collate_fn=self.collate(),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            generator=generator,
         )
 
     def train_dataloader(self) -> DataLoader:
