@@ -104,3 +104,29 @@ def test_wandb_logger_runs_offline_with_group_and_tags(tmp_path: Path):
     tags = run_tags(compose_train(["tags=[ablation]"]), {"data": "synthetic", "fusion": "late", "rnn": "lstm"},
                     ["signal", "image"])  # fmt: skip
     assert tags == ["data:synthetic", "fusion:late", "rnn:lstm", "modalities:signal+image", "ablation"]
+
+
+def test_robustness_evaluation_writes_curves_and_summaries(tmp_path: Path):
+    import json
+
+    summary = run(tmp_path / "train", "fusion=late", "trainer.max_epochs=2")
+    base = [f"ckpt_path={summary['best_checkpoint']}", "robustness.enabled=true", "robustness.levels=3"]
+    first = evaluate(compose_train(base, output_dir=tmp_path / "e1", config_name="eval"))
+    report = json.loads((tmp_path / "e1" / "robustness.json").read_text())
+    assert set(report["curves"]) == {"signal", "tokens", "image", "all"}
+    assert report["levels"] == [0.0, 0.5, 1.0] and set(report["missing"]) == {"signal", "tokens", "image"}
+    assert report["curves"]["all"][0] == pytest.approx(first["metrics"]["test/acc"])  # level 0 is the clean test
+    assert (tmp_path / "e1" / "robustness.png").read_bytes()[:4] == b"\x89PNG"
+    again = evaluate(compose_train([*base, f"robustness.baseline={tmp_path / 'e1' / 'robustness.json'}"],
+                                   output_dir=tmp_path / "e2", config_name="eval"))  # fmt: skip
+    assert again["robustness"]["effective_robustness"]["all"] == pytest.approx(0.0)  # seeded: same curve as its baseline
+
+
+def test_robustness_summaries_against_hand_computed_values():
+    from fuselab.robustness import effective_robustness, relative_robustness
+
+    assert relative_robustness([1.0, 0.8, 0.4]) == pytest.approx((1.8 * 0.5 + 1.2 * 0.5) / 2)
+    # f - (b + f0 - b0) = [0, 0.1, 0.2] for f=[0.9,0.8,0.6], b=[1.0,0.8,0.5]
+    assert effective_robustness([0.9, 0.8, 0.6], [1.0, 0.8, 0.5]) == pytest.approx(0.0 + 0.1 + 0.2)
+    with pytest.raises(ValueError, match="same levels"):
+        effective_robustness([1, 2], [1, 2, 3])

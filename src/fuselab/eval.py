@@ -77,6 +77,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run = trainer.test if split == "test" else trainer.validate
     results = run(task, datamodule=dm, verbose=False)
     metrics = {k: float(v) for r in results for k, v in r.items()}
+    rob = cfg.get("robustness") or {}
+    if rob.get("enabled"):
+        from fuselab.metrics import monitor_for
+        from fuselab.robustness import run_robustness
+
+        metric = rob.get("metric") or monitor_for(dm.task)[0].replace("val/", "test/")
+        report = run_robustness(task, dm, trainer, metric, levels=int(rob.get("levels", 11)),
+                                seed=int(rob.get("seed", 0)), baseline=rob.get("baseline"), out_dir=out_dir)  # fmt: skip
+        summary.update(robustness={k: report[k] for k in ("metric", "relative_robustness", "missing")}
+                       | ({"effective_robustness": report["effective_robustness"]} if "effective_robustness" in report else {}))  # fmt: skip
     summary.completed(metrics=metrics, split=split, dropped=drop, monitor=None)
     return summary.data
 

@@ -70,6 +70,8 @@ class FusionTask(pl.LightningModule):
         # ModuleDict keys may not shadow nn.Module attributes ("train"), hence the suffix.
         # modalities marked absent for every evaluated sample (fuselab-eval drop=[...])
         self.absent: tuple[str, ...] = ()
+        # a callable applied to test inputs (robustness evaluation)
+        self.perturbation: Callable[[dict[str, ModalityBatch]], dict[str, ModalityBatch]] | None = None
         self._batch_idx = -1
         self.metrics = nn.ModuleDict({f"{s}_metrics": build_metrics(task).clone(prefix=f"{s}/") for s in STAGES})
         n = task.num_outputs
@@ -106,6 +108,8 @@ class FusionTask(pl.LightningModule):
         inputs, target = batch["inputs"], batch["target"]
         if stage == "train" and self.modality_dropout > 0:
             inputs = self.drop_modalities(inputs)
+        if stage == "test" and self.perturbation is not None:
+            inputs = self.perturbation(inputs)
         if stage != "train" and self.absent:
             inputs = {m: mb._replace(present=torch.zeros_like(mb.present)) if m in self.absent else mb
                       for m, mb in inputs.items()}  # fmt: skip
