@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -52,7 +51,7 @@ def main() -> None:
         step(b)
     train_rate = len(batches) / (time.perf_counter() - t0)
     name = cfg.data._target_.rsplit(".", 1)[-1]
-    print(f"| datamodule | batch size | loader (batches/s) | training (steps/s) | loader / training |")
+    print("| datamodule | batch size | loader (batches/s) | training (steps/s) | loader / training |")
     print("|---|---|---|---|---|")
     print(f"| {name} | {cfg.data.batch_size} | {load_rate:.1f} | {train_rate:.1f} | {load_rate / train_rate:.1f}x |")
 

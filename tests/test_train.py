@@ -99,6 +99,7 @@ def test_wandb_logger_runs_offline_with_group_and_tags(tmp_path: Path):
     assert summary["status"] == "completed"
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert runs, "no offline wandb run written"
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*")), "no tensorboard events written"
     from fuselab.builders import run_tags
 
     tags = run_tags(compose_train(["tags=[ablation]"]), {"data": "synthetic", "fusion": "late", "rnn": "lstm"},

@@ -22,7 +22,6 @@ from typing import Any
 import datasets
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fuselab.data.collate import PaddedCollate, present_column
