@@ -138,3 +138,11 @@ def test_temporal_label_is_the_last_event(tmp_path: Path):
         scores = s @ protos.T
         assert scores[-1].argmax() == y and scores[-1].max() > 5  # the final step is the label's event
         assert 4 <= int((scores.max(1) > 5).sum()) <= 8  # after 3 to 7 events of random types
+
+
+def test_loader_workers_and_pinned_memory(tmp_path: Path):
+    dm = SyntheticDataModule(**SMALL, cache_dir=str(tmp_path / "cache"), batch_size=16, num_workers=2, pin_memory=True)
+    first = [next(iter(dm.val_dataloader())) for _ in range(2)]
+    assert torch.equal(first[0]["target"], first[1]["target"])  # workers keep the order
+    serial = SyntheticDataModule(**SMALL, cache_dir=str(tmp_path / "cache"), batch_size=16)
+    assert torch.equal(next(iter(serial.val_dataloader()))["inputs"]["signal"].x, first[0]["inputs"]["signal"].x)

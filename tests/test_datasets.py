@@ -236,3 +236,16 @@ def test_each_dataset_trains_end_to_end(tmp_path: Path):
         summary = train(compose_train([*overrides, *FAST], output_dir=tmp_path / name))
         assert summary["status"] == "completed", name
         assert expected[name] <= set(summary["metrics"]), (name, sorted(summary["metrics"]))
+
+
+def test_normalisation_uses_the_train_split_only(tmp_path: Path):
+    root = write_avmnist(tmp_path / "avmnist")
+    dm = AVMNISTDataModule(str(root), val_size=10, normalize=True, **loader_kwargs(tmp_path))
+    dm.setup()
+    train_images = np.load(root / "image" / "train_data.npy")[:30] / 255.0  # the first 30 are train
+    mean, std = dm.normalization_stats()["image"]
+    assert mean.shape == (1, 1, 1)
+    assert float(mean.squeeze()) == pytest.approx(train_images.mean(), rel=1e-4)
+    assert float(std.squeeze()) == pytest.approx(train_images.std(), rel=1e-3)
+    x = torch.cat([b["inputs"]["image"].x for b in dm.train_dataloader()])
+    assert float(x.mean()) == pytest.approx(0.0, abs=1e-4) and float(x.std()) == pytest.approx(1.0, abs=1e-2)
