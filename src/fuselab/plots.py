@@ -62,10 +62,13 @@ def heatmap_png(rows: Sequence[str], cols: Sequence[str], values: np.ndarray, me
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel(col_axis)
     ax.set_ylabel(row_axis)
+    finite = values[np.isfinite(values)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
     for i in range(len(rows)):
         for j in range(len(cols)):
             if np.isfinite(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=8, color="white")
+                color = "black" if values[i, j] > middle else "white"  # readable on viridis
+                ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=8, color=color)
     fig.colorbar(im, ax=ax, label=metric)
     ax.set_title(f"{metric}: {row_axis} x {col_axis}", fontsize=9)
     fig.tight_layout()
