@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--rnn", default="gru")
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3, help="passes over the batches (both sides)")
     a = parser.parse_args()
     os.environ.setdefault("FUSELAB_CACHE_DIR", tempfile.mkdtemp())
     import pytorch_lightning as pl
@@ -42,7 +43,7 @@ def main() -> None:
     dm = build_datamodule(cfg.data)
     loader = dm.train_dataloader()
     batches = [b for _, b in zip(range(a.batches), loader)]
-    n_samples = sum(len(b["target"]) for b in batches)
+    n_samples = a.epochs * sum(len(b["target"]) for b in batches)
 
     def plain() -> float:
         torch.manual_seed(0)
@@ -51,7 +52,7 @@ def main() -> None:
         opt = instantiate(cfg.model.optimizer)(params=model.parameters())
         model.train()
         t0 = time.perf_counter()
-        for b in batches:
+        for b in batches * a.epochs:
             opt.zero_grad(set_to_none=True)
             loss = torch.nn.functional.cross_entropy(model(b["inputs"])["logits"], b["target"])
             loss.backward()
@@ -63,7 +64,7 @@ def main() -> None:
         torch.manual_seed(0)
         task = build_task(cfg, dm)
         task.scheduler_factory = None  # the plain loop has no schedule either
-        trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+        trainer = pl.Trainer(max_epochs=a.epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                              num_sanity_val_steps=0, gradient_clip_val=1.0)  # fmt: skip
         data = torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
@@ -78,7 +79,8 @@ def main() -> None:
     best_plain = max(r[0] for r in rows)
     best_fw = max(r[1] for r in rows)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; fusion={a.fusion} rnn={a.rnn}, {a.batches} batches of {cfg.data.batch_size}")
+          f"{torch.get_num_threads()} threads; fusion={a.fusion} rnn={a.rnn}, {len(batches)} batches of "
+          f"{cfg.data.batch_size} x {a.epochs} epochs")
     print("| run | plain loop (samples/s) | fuselab (samples/s) | ratio |")
     print("|---|---|---|---|")
     for i, (p, f) in enumerate(rows, 1):

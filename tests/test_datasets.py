@@ -249,3 +249,29 @@ def test_normalisation_uses_the_train_split_only(tmp_path: Path):
     assert float(std.squeeze()) == pytest.approx(train_images.std(), rel=1e-3)
     x = torch.cat([b["inputs"]["image"].x for b in dm.train_dataloader()])
     assert float(x.mean()) == pytest.approx(0.0, abs=1e-4) and float(x.std()) == pytest.approx(1.0, abs=1e-2)
+
+
+def test_fast_arrow_batches_equal_the_datasets_formatting(tmp_path: Path):
+    from fuselab.data.datamodule import ArrowSplit
+    from fuselab.data.synthetic import SyntheticDataModule
+
+    write_affect(tmp_path / "mosi.pkl", "mmsa", aligned=False)
+    modules = [
+        SyntheticDataModule(train_size=64, val_size=8, test_size=8, **loader_kwargs(tmp_path / "s")),
+        AVMNISTDataModule(str(write_avmnist(tmp_path / "av")), val_size=10, **loader_kwargs(tmp_path / "a")),
+        AffectDataModule(str(tmp_path / "mosi.pkl"), **loader_kwargs(tmp_path / "m")),
+        MMIMDbDataModule(str(write_mmimdb(tmp_path / "i.hdf5", images=True)), image_source="images",
+                         split_ends=(40, 50, 60), **loader_kwargs(tmp_path / "i")),  # fmt: skip
+    ]
+    for dm in modules:
+        dm.setup()
+        fast, slow = ArrowSplit(dm.splits["train"], dm.modalities), ArrowSplit(dm.splits["train"])
+        assert fast.fast and not slow.fast
+        a, b = dm.collate()(fast.__getitems__([5, 0, 3])), dm.collate()(slow.__getitems__([5, 0, 3]))
+        assert fast.fast, f"{dm.name}: fell back to the slow path"
+        for m in a["inputs"]:
+            assert torch.equal(a["inputs"][m].x, b["inputs"][m].x), (dm.name, m)
+            assert (a["inputs"][m].lengths is None) == (b["inputs"][m].lengths is None)
+            if a["inputs"][m].lengths is not None:
+                assert torch.equal(a["inputs"][m].lengths, b["inputs"][m].lengths)
+        assert torch.equal(a["target"], b["target"]), dm.name

@@ -73,6 +73,7 @@ class FusionTask(pl.LightningModule):
         # a callable applied to test inputs (robustness evaluation)
         self.perturbation: Callable[[dict[str, ModalityBatch]], dict[str, ModalityBatch]] | None = None
         self._batch_idx = -1
+        self._train_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.metrics = nn.ModuleDict({f"{s}_metrics": build_metrics(task).clone(prefix=f"{s}/") for s in STAGES})
         n = task.num_outputs
         self.confusion = ConfusionMatrix(task="multiclass", num_classes=n) if task.kind == "multiclass" else None
@@ -135,7 +136,12 @@ class FusionTask(pl.LightningModule):
         metrics = self.metrics[f"{stage}_metrics"]
         target_m = target.squeeze(-1) if self.task.kind == "regression" and target.ndim > 1 else target
         preds = predictions(self.task, logits.detach().float())
-        metrics.update(preds, target_m)
+        if stage == "train":
+            # one metric update per epoch instead of per step: metric updates were most of
+            # fuselab's per-step overhead over a plain loop (benchmarks/overhead.py)
+            self._train_outputs.append((preds, target_m.detach()))
+        else:
+            metrics.update(preds, target_m)
         if stage == "test" and self.confusion is not None:
             self.confusion.update(preds, target_m)
         return loss
@@ -143,6 +149,9 @@ class FusionTask(pl.LightningModule):
     def _log_epoch_metrics(self, stage: str) -> None:
         # computed here rather than logged as objects: some metrics (affect) return several values
         metrics = self.metrics[f"{stage}_metrics"]
+        if stage == "train" and self._train_outputs:
+            metrics.update(torch.cat([p for p, _ in self._train_outputs]), torch.cat([t for _, t in self._train_outputs]))
+            self._train_outputs.clear()
         if not any(m.update_count for m in metrics.values(copy_state=False)):
             return  # e.g. validation skipped this epoch
         values = {k: v.float() for k, v in flatten_metrics(metrics.compute()).items()}

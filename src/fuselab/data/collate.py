@@ -21,6 +21,8 @@ def present_column(name: str) -> str:
 def _pad(arrays: Sequence[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
     t_max = max(int(lengths.max()), 1)
+    if lengths.min() == t_max:  # all the same length (e.g. spectrograms): one copy
+        return np.stack(arrays).astype(dtype, copy=False), lengths
     trailing = arrays[0].shape[1:]
     out = np.zeros((len(arrays), t_max, *trailing), dtype=dtype)
     for i, a in enumerate(arrays):
@@ -57,18 +59,19 @@ class PaddedCollate:
             )
             if spec.is_temporal:
                 dtype = np.int64 if spec.kind == "tokens" else np.float32
-                arrays = [np.asarray(v, dtype=dtype) for v in values]
+                arrays = [np.asarray(v) for v in values]
+                x, lengths = _pad(arrays, dtype)
                 if name in self.stats:
                     mean, std = self.stats[name]
-                    arrays = [(a - mean) / std for a in arrays]
-                x, lengths = _pad(arrays, dtype)
+                    valid = (np.arange(x.shape[1])[None, :] < lengths[:, None])[..., None]
+                    x = np.where(valid, (x - mean) / std, 0.0).astype(dtype)
                 empty = lengths == 0
                 if empty.any():
                     present_t = present_t & torch.as_tensor(~empty)
                     lengths = np.where(empty, 1, lengths)
                 inputs[name] = ModalityBatch(torch.from_numpy(x), torch.from_numpy(lengths), present_t)
             else:
-                arr = np.asarray(values, dtype=np.float32)
+                arr = np.require(values, dtype=np.float32, requirements="W")
                 if name in self.stats:
                     mean, std = self.stats[name]
                     arr = (arr - mean) / std

@@ -21,6 +21,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -38,19 +39,94 @@ def default_cache_dir() -> str:
 
 
 class ArrowSplit(Dataset):
-    """A memory-mapped split; fetches whole batches in one Arrow ``take`` (``__getitems__``)."""
+    """A memory-mapped split; fetches whole batches in one Arrow ``take`` (``__getitems__``) and
+    turns the columns into numpy arrays directly (ten times faster than ``datasets``'
+    row formatting), falling back to ``datasets`` for layouts it does not know."""
 
-    def __init__(self, table: datasets.Dataset) -> None:
+    def __init__(self, table: datasets.Dataset, specs: dict[str, ModalitySpec] | None = None) -> None:
         self.table = table
+        self.specs = specs or {}
+        self.fast = table._indices is None and bool(specs)
+        self._chunks: tuple[list[pa.RecordBatch], np.ndarray] | None = None  # per process, never pickled
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_chunks": None}
 
     def __len__(self) -> int:
         return len(self.table)
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        if self.fast:
+            try:
+                if self._chunks is None:
+                    self._chunks = record_batches(self.table)
+                return arrow_columns(self.table, list(indices), self.specs, self._chunks)
+            except (TypeError, ValueError, AttributeError, KeyError):
+                self.fast = False
         return self.table[list(indices)]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.table[[index]]
+        return self.__getitems__([index])
+
+
+def record_batches(ds: datasets.Dataset) -> tuple[list[pa.RecordBatch], np.ndarray]:
+    """The memory-mapped record batches of a split (zero-copy) and their first row numbers."""
+    batches = ds.data.table.to_batches()
+    return batches, np.cumsum([0] + [b.num_rows for b in batches])
+
+
+def gather_rows(ds: datasets.Dataset, indices: list[int], chunks: tuple[list[pa.RecordBatch], np.ndarray] | None = None
+                ) -> pa.Table:  # fmt: skip
+    """The rows ``indices`` as a small table, in order: each memory-mapped record batch takes
+    its own rows (a Table.take over many chunks of extension arrays would combine the chunks,
+    copying the whole column)."""
+    batches, offsets = chunks or record_batches(ds)
+    idx = np.asarray(indices, dtype=np.int64)
+    chunk = np.searchsorted(offsets, idx, side="right") - 1
+    order = np.argsort(chunk, kind="stable")
+    parts = []
+    for c in np.unique(chunk):
+        rows = idx[order][chunk[order] == c] - offsets[c]
+        parts.append(batches[c].take(pa.array(rows)))
+    gathered = pa.Table.from_batches(parts)
+    return gathered.take(pa.array(np.argsort(order))) if len(parts) > 1 else gathered
+
+
+def _storage(arr: Any) -> Any:
+    return arr.storage if hasattr(arr, "storage") else arr
+
+
+def _flat(arr: Any) -> np.ndarray:
+    while hasattr(arr, "flatten") and hasattr(arr.type, "value_type"):
+        arr = arr.flatten()
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def arrow_columns(ds: datasets.Dataset, indices: list[int], specs: dict[str, ModalitySpec],
+                  chunks: tuple[list[pa.RecordBatch], np.ndarray] | None = None) -> dict[str, Any]:  # fmt: skip
+    """{column: values} for the rows ``indices``: a list of arrays for ``sequence``/``tokens``
+    columns, one stacked array of the spec's shape for image/vector ones, and the target and
+    present columns as arrays."""
+    table = gather_rows(ds, indices, chunks)
+    n = len(indices)
+    out: dict[str, Any] = {}
+    for name in ds.format["columns"] or table.column_names:
+        arr = _storage(table.column(name).combine_chunks())
+        spec = specs.get(name)
+        kind = spec.kind if spec else None
+        if kind in ("sequence", "tokens"):
+            offsets = arr.offsets.to_numpy()
+            flat = _flat(arr)
+            steps = offsets - offsets[0]
+            per_step = flat.size // max(int(steps[-1]), 1) if steps[-1] else 1
+            flat = flat.reshape(-1, per_step) if kind == "sequence" else flat
+            out[name] = np.split(flat, steps[1:-1])
+        elif hasattr(arr.type, "value_type"):
+            flat = _flat(arr)
+            out[name] = flat.reshape(n, -1) if spec is None else flat.reshape(n, *spec.shape)
+        else:
+            out[name] = arr.to_numpy(zero_copy_only=False)
+    return out
 
 
 class EpochShuffle(Sampler[int]):
@@ -227,7 +303,7 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
-        data = ArrowSplit(self.splits[split])
+        data = ArrowSplit(self.splits[split], self.modalities)
         return DataLoader(
             data,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
