@@ -22,7 +22,7 @@ def test_multirun_gives_one_directory_and_summary_per_job(tmp_path: Path):
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = next((tmp_path / "outputs" / "train" / "multiruns").iterdir())
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
-    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    assert [p.name.split("-")[0] for p in jobs] == ["0", "1", "2", "3"]  # <job number>-<overrides hash>
     found = summaries(sweep)
     assert len(found) == 4 and all(s["status"] == "completed" for s in found)
     assert {(s["choices"]["fusion"], s["choices"]["rnn"]) for s in found} == {
