@@ -3,6 +3,7 @@ trainer. Shared by ``fuselab-train`` and ``fuselab-eval``."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -136,3 +137,15 @@ def checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:
 
 def is_wandb(logger: Logger) -> bool:
     return isinstance(logger, WandbLogger)
+
+
+class RankReport(Callback):
+    """Each rank logs the overrides and settings it trains with (one log file per rank)."""
+
+    def __init__(self, overrides: list[str], chash: str) -> None:
+        self.overrides, self.chash = overrides, chash
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            log.info("rank %d of %d trains overrides=%s config_hash=%s", trainer.global_rank, trainer.world_size,
+                     json.dumps(self.overrides), self.chash)  # fmt: skip

@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fuselab import __version__
-from fuselab.builders import build_datamodule, build_task
 from fuselab.cli import hydra_context, report_metrics, run_guarded
 from fuselab.config import check_precision
 from fuselab.errors import ConfigError
@@ -29,6 +26,8 @@ log = logging.getLogger("fuselab.eval")
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A fuselab checkpoint as plain tensors and primitives; a clear error for anything else."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"ckpt_path={path} does not exist; pass the best.ckpt of a run (see its summary.json)")
@@ -43,6 +42,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    from hydra.utils import instantiate
+
+    from fuselab.builders import build_datamodule, build_task
+
     check_precision(cfg)
     ckpt = load_checkpoint(cfg.ckpt_path)
     hp = ckpt["hyper_parameters"]

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -16,26 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities import rank_zero_only
 
+# Only light modules at import time: a wrong value must fail before torch and Lightning load.
 from fuselab import __version__
-from fuselab.builders import (
-    build_callbacks,
-    build_datamodule,
-    build_loggers,
-    build_task,
-    build_trainer,
-    checkpoint_callback,
-    finish_loggers,
-)
 from fuselab.cli import hydra_context, report_metrics, run_guarded
 from fuselab.config import to_plain, validate_train_config
-from fuselab.distributed import isolated_job
 from fuselab.errors import ConfigError
+from fuselab.names import process_rank
 from fuselab.summary import SUMMARY, RunSummary, read_summary, write_json
 from fuselab.sweep import archive_previous_attempt, config_hash, find_resume_checkpoint, previous_outcome
 
@@ -69,20 +56,10 @@ def _metrics(results: list[dict[str, float]]) -> dict[str, float]:
     return merged
 
 
-class RankReport(Callback):
-    """Each rank logs the overrides and settings it trains with (one log file per rank)."""
-
-    def __init__(self, overrides: list[str], chash: str) -> None:
-        self.overrides, self.chash = overrides, chash
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            log.info("rank %d of %d trains overrides=%s config_hash=%s", trainer.global_rank, trainer.world_size,
-                     json.dumps(self.overrides), self.chash)  # fmt: skip
-
-
 def _split_threads(parallel_jobs: int) -> None:
     """Jobs run side by side (joblib) share the cores instead of each taking all of them."""
+    import torch
+
     if parallel_jobs > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // parallel_jobs))
 
@@ -95,7 +72,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     _writable(out_dir)
     ctx = hydra_context()
     chash = config_hash(cfg)
-    is_zero = rank_zero_only.rank == 0
+    is_zero = process_rank() == 0
     if is_zero and ctx["multirun"] and cfg.get("skip_completed", True):
         previous = previous_outcome(out_dir, chash)
         if previous is not None:
@@ -109,6 +86,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if is_zero:
         summary.write()
     try:
+        from fuselab.distributed import isolated_job
+
         with isolated_job():
             _split_threads(parallel)
             _fit_and_test(cfg, ctx, summary, resume)
@@ -132,13 +111,26 @@ def _resume_checkpoint(cfg: DictConfig, out_dir: Path, chash: str) -> str | None
         return cfg.get("ckpt_path")
     ckpt, run_dir = found
     log.info("resume=auto: continuing %s from %s", run_dir, ckpt)
-    if rank_zero_only.rank == 0 and run_dir.parent == out_dir.parent:
+    if process_rank() == 0 and run_dir.parent == out_dir.parent:
         # the interrupted run points to its continuation (it no longer reads "running")
         write_json(run_dir / SUMMARY, {**(read_summary(run_dir) or {}), "status": "resumed", "resumed_in": str(out_dir)})
     return str(ckpt)
 
 
 def _fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resume: str | None) -> None:
+    import pytorch_lightning as pl
+
+    from fuselab.builders import (
+        RankReport,
+        build_callbacks,
+        build_datamodule,
+        build_loggers,
+        build_task,
+        build_trainer,
+        checkpoint_callback,
+        finish_loggers,
+    )
+
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg.data)
     task = build_task(cfg, dm, config=to_plain(cfg))
@@ -179,7 +171,7 @@ def _hydra_entry(cfg: DictConfig) -> float | None:
     result = run_guarded(train, cfg)
     if result is None:
         return float("nan")  # a failed job: a sweeper (Optuna) records a failed trial and goes on
-    if rank_zero_only.rank == 0:
+    if process_rank() == 0:
         report_metrics(result)
     monitor = result.get("monitor")
     return result.get("metrics", {}).get(monitor) if monitor else None
