@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from conftest import REPO, compose_train, run_cli
-from fixtures_data import write_affect
-from fuselab.study import check_cell, load_study, sweep_command
+from fixtures_data import write_affect, write_avmnist, write_mmimdb
+from fuselab.study import check_cell, load_study, reproduction_lines, sweep_command
 
 STUDIES = sorted(p.parent.name for p in (REPO / "experiments").glob("*/study.yaml"))
 
@@ -29,11 +29,54 @@ def first_choice(override: str) -> str:
 def test_every_study_composes(name: str, tmp_path: Path):
     study = load_study(name, REPO / "experiments")
     assert (study.root / "README.md").exists()
-    cfg = compose_train([first_choice(o) for o in study.spec["sweep"]], output_dir=tmp_path)
-    assert cfg.data._target_
+    for part in study.parts:
+        cfg = compose_train([first_choice(o) for o in part.overrides], output_dir=tmp_path)
+        assert cfg.data._target_, part.name
     for cell in (study.spec.get("reference") or {}).get("cells", []):
         assert "value" in cell or "min" in cell or "max" in cell, cell
-        assert set(cell["where"]) <= set(study.spec["axes"]), (cell["where"], study.spec["axes"])
+        assert set(cell["where"]) <= {*study.spec["axes"], "part"}, (cell["where"], study.spec["axes"])
+        assert cell.get("citation"), cell
+
+
+def test_every_reference_cell_can_be_produced_by_a_part():
+    """A cell whose where-clause no part's sweep can produce would stay 'not run' forever."""
+    for name in STUDIES:
+        study = load_study(name, REPO / "experiments")
+        produced = []
+        for part in study.parts:
+            values = {o.split("=", 1)[0]: set(o.split("=", 1)[1].split(",")) for o in part.overrides if "=" in o}
+            produced.append((part.name, values))
+        for cell in (study.spec.get("reference") or {}).get("cells", []):
+            where = {k: str(v) for k, v in cell["where"].items()}
+            assert any(
+                where.get("part", pname) == pname and all(k == "part" or v in vals.get(k, set()) for k, v in where.items())
+                for pname, vals in produced
+            ), (name, where)
+
+
+def test_parts_share_the_sweep_and_replace_same_keys(tmp_path: Path):
+    study = load_study("mult_acl2019", REPO / "experiments")
+    assert [p.name for p in study.parts] == ["aligned", "unaligned_early", "unaligned"]
+    early = next(p for p in study.parts if p.name == "unaligned_early")
+    assert "fusion.align=resample" in early.overrides and "rnn=lstm" in early.overrides
+    cmd = sweep_command(study, tmp_path, ["seed=7", "unaligned_early:fusion.align=none"], early)
+    assert "seed=7" in cmd and "fusion.align=none" in cmd and "fusion.align=resample" not in cmd
+    assert "sweep_name=unaligned_early" in cmd
+    aligned = sweep_command(study, tmp_path, ["unaligned_early:fusion.align=none"], study.parts[0])
+    assert "fusion.align=none" not in aligned
+    with pytest.raises(ValueError, match="names part 'unaligned_erly'"):
+        sweep_command(study, tmp_path, ["unaligned_erly:fusion.align=none"], early)
+
+
+def test_a_flow_list_split_at_commas_is_refused(tmp_path: Path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "study.yaml").write_text("name: bad\nmetric: test/acc\nparts:\n  a: [data=mosi,mosei, fusion=early]\n")
+    with pytest.raises(ValueError, match="not overrides: \\['mosei'\\]"):
+        load_study("bad", tmp_path)
+    (folder / "study.yaml").write_text("name: bad\nmetric: test/acc\nparts:\n  ../x: [seed=1]\n")
+    with pytest.raises(ValueError, match="names a folder"):
+        load_study("bad", tmp_path)
 
 
 def test_extra_overrides_replace_the_sweeps_own(tmp_path: Path):
@@ -51,23 +94,83 @@ def test_tolerance_and_bounds_flag_disagreement():
     missing = check_cell({"where": {"fusion": "late"}, "min": 0.5}, runs, "test/acc2")
     assert near.agrees is True and near.n == 2 and near.mean == pytest.approx(0.71)
     assert far.agrees is False and bound.agrees is False and missing.agrees is None
+    for r in runs:
+        r["_study_part"] = "aligned"
+    assert check_cell({"where": {"part": "aligned"}, "min": 0.5}, runs, "test/acc2").n == 2
+    assert check_cell({"where": {"part": "unaligned"}, "min": 0.5}, runs, "test/acc2").n == 0
+
+
+def test_reproduction_flags_groups_that_moved():
+    previous = {"written_at": "t0", "groups": {"runs": [
+        {"key": {"fusion": "early"}, "metric": "test/acc", "mean": 0.80},
+        {"key": {"fusion": "late"}, "metric": "test/acc", "mean": 0.50}]}}  # fmt: skip
+    current = {"groups": {"runs": [
+        {"key": {"fusion": "early"}, "metric": "test/acc", "mean": 0.81},
+        {"key": {"fusion": "late"}, "metric": "test/acc", "mean": 0.60}]}}  # fmt: skip
+    lines = reproduction_lines(previous, current, 0.02)
+    assert lines[0].startswith("1 of 2 groups are within ±0.02") and "largest difference is 0.1000" in lines[0]
+    assert any("fusion=late" in line and "+0.1000" in line for line in lines)
+
+
+def _env_mult(tmp: Path) -> tuple[dict, list[str]]:
+    files = {"FUSELAB_MOSI": ("mosi_data.pkl", True, 0), "FUSELAB_MOSEI": ("mosei_senti_data.pkl", True, 1),
+             "FUSELAB_MOSI_UNALIGNED": ("mosi_data_noalign.pkl", False, 2),
+             "FUSELAB_MOSEI_UNALIGNED": ("mosei_senti_data_noalign.pkl", False, 3)}  # fmt: skip
+    for name, aligned, seed in files.values():
+        write_affect(tmp / name, "multibench", aligned=aligned, seed=seed)
+    return {k: str(tmp / v[0]) for k, v in files.items()}, ["seed=1", "data.batch_size=8"]
+
+
+def _env_mmsa(tmp: Path) -> tuple[dict, list[str]]:
+    env = {}
+    for i, (var, aligned) in enumerate([("FUSELAB_MOSI", True), ("FUSELAB_MOSEI", True),
+                                        ("FUSELAB_MOSI_UNALIGNED", False), ("FUSELAB_MOSEI_UNALIGNED", False)]):  # fmt: skip
+        folder = tmp / var.lower()
+        folder.mkdir()
+        path = folder / ("aligned_50.pkl" if aligned else "unaligned_50.pkl")
+        write_affect(path, "mmsa", aligned=aligned, seed=i)
+        env[var] = str(path)
+    return env, ["seed=1111", "data.batch_size=8", "callbacks=default"]
+
+
+def _env_multibench(tmp: Path) -> tuple[dict, list[str]]:
+    write_affect(tmp / "mosi_raw.pkl", "multibench", seed=0)
+    write_affect(tmp / "mosei_raw.pkl", "multibench", seed=1)
+    write_mmimdb(tmp / "multimodal_imdb.hdf5")
+    write_avmnist(tmp / "avmnist")
+    env = {"FUSELAB_MOSI": str(tmp / "mosi_raw.pkl"), "FUSELAB_MOSEI": str(tmp / "mosei_raw.pkl"),
+           "FUSELAB_MMIMDB": str(tmp / "multimodal_imdb.hdf5"), "FUSELAB_AVMNIST": str(tmp / "avmnist")}  # fmt: skip
+    scoped = ["seed=1", "callbacks=default", "mmimdb:data.split_ends=[40,50,60]", "avmnist:data.val_size=8",
+              "affect:data.batch_size=8", "mmimdb:data.batch_size=8", "avmnist:data.batch_size=8"]  # fmt: skip
+    return env, scoped
+
+
+PAPER_STUDIES = {"mult_acl2019": (_env_mult, "| data=mosi, fusion=early | test/acc7 |", "0.337 ± 0.03", 12),
+                 "mmsa": (_env_mmsa, "| data=mosi_unaligned, fusion=tensor | test/mae |", "0.9473 ± 0.04", 8),
+                 "multibench": (_env_multibench, "| data=mmimdb, fusion=lowrank | test/f1_micro |", "0.592 ± 0.02", 18)}  # fmt: skip
 
 
 @pytest.mark.slow
-def test_a_paper_study_runs_on_published_layouts_and_reports(tmp_path: Path):
+@pytest.mark.parametrize("name", sorted(PAPER_STUDIES))
+def test_paper_studies_run_on_published_layouts_and_report(name: str, tmp_path: Path):
+    """Every part of each study that needs outside data runs end to end on small files in the
+    published layouts, and the report puts the reference beside the measured cells."""
+    setup, row, reference, runs = PAPER_STUDIES[name]
     experiments = tmp_path / "experiments"
-    shutil.copytree(REPO / "experiments" / "mult_acl2019", experiments / "mult_acl2019")
-    write_affect(tmp_path / "mosi_data.pkl", "multibench")
-    write_affect(tmp_path / "mosei_senti_data.pkl", "multibench", seed=1)
-    env = {"FUSELAB_MOSI": str(tmp_path / "mosi_data.pkl"), "FUSELAB_MOSEI": str(tmp_path / "mosei_senti_data.pkl")}
-    shrink = ["seed=1", "trainer.max_epochs=1", "data.batch_size=8"]
+    shutil.copytree(REPO / "experiments" / name, experiments / name)
+    env, extra = setup(tmp_path)
     base = ["-m", "fuselab.study", "--experiments", str(experiments), "--outputs", str(tmp_path / "outputs")]
-    result = run_cli([*base, "run", "mult_acl2019", *shrink], cwd=tmp_path, env=env)
+    result = run_cli([*base, "run", name, "trainer.max_epochs=1", *extra], cwd=tmp_path, env=env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    result = run_cli([*base, "report", "mult_acl2019"], cwd=tmp_path, env=env)
+    result = run_cli([*base, "report", name], cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
-    report = (experiments / "mult_acl2019" / "report.md").read_text()
-    assert "| data=mosi, fusion=early | test/acc7 |" in report and "0.337 ± 0.03" in report
-    assert "(reference unchecked)" in report and "4 runs (0 not completed)" in report
-    assert (experiments / "mult_acl2019" / "plots" / "heatmap.png").exists()
-    assert yaml.safe_load((experiments / "mult_acl2019" / "study.yaml").read_text())["name"] == "mult_acl2019"
+    report = (experiments / name / "report.md").read_text()
+    assert row in report and reference in report, report[:3000]
+    assert f"{runs} runs (0 not completed)" in report, report[:600]
+    assert "not run |" not in report.split("## All groups")[0], report[:4000]
+    assert (experiments / name / "results.json").exists()
+    assert yaml.safe_load((experiments / name / "study.yaml").read_text())["name"] == name
+    # a second report compares itself with the first: every group is where it was
+    result = run_cli([*base, "report", name], cwd=tmp_path, env=env)
+    again = (experiments / name / "report.md").read_text()
+    assert "## Against the previous report" in again and "the largest difference is 0.0000" in again

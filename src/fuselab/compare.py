@@ -92,6 +92,10 @@ def compare_runs(dirs: Sequence[str | Path], metric: str | None = None) -> Compa
     summaries = find_summaries(dirs)
     if not summaries:
         raise ValueError(f"no {SUMMARY} found under {[str(d) for d in dirs]}")
+    return compare_summaries(summaries, metric)
+
+
+def compare_summaries(summaries: Sequence[dict[str, Any]], metric: str | None = None) -> Comparison:
     per_run = [settings(s) for s in summaries]
     keys = sorted({k for s in per_run for k in s})
     axes = [k for k in keys if k not in SEED_KEYS and len({s.get(k, "-") for s in per_run}) > 1]

@@ -77,7 +77,9 @@ class AffectDataModule(PairedDataModule):
         if clean not in ("zero", "refuse"):
             raise ValueError(f"data.clean={clean!r} is not one of ['zero', 'refuse']")
         if not path:
-            raise ConfigError(f"data.path is not set. {FIX}")
+            env = f"FUSELAB_{dataset.upper()}"
+            raise ConfigError(f"data.path is not set. {FIX} data={dataset} reads it from ${env} and "
+                              f"data={dataset}_unaligned from ${env}_UNALIGNED when they are exported.")  # fmt: skip
         self.name = dataset
         self.path = Path(path).expanduser().resolve()
         self.layout, self.sha256, self.clean = layout, sha256, clean
