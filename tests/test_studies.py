@@ -11,7 +11,7 @@ import yaml
 
 from conftest import REPO, compose_train, run_cli
 from fixtures_data import write_affect, write_avmnist, write_mmimdb
-from fuselab.study import check_cell, load_study, reproduction_lines, sweep_command
+from fuselab.study import check_cell, load_study, reproduction_lines, side_by_side, sweep_command
 
 STUDIES = sorted(p.parent.name for p in (REPO / "experiments").glob("*/study.yaml"))
 
@@ -98,6 +98,21 @@ def test_tolerance_and_bounds_flag_disagreement():
         r["_study_part"] = "aligned"
     assert check_cell({"where": {"part": "aligned"}, "min": 0.5}, runs, "test/acc2").n == 2
     assert check_cell({"where": {"part": "unaligned"}, "min": 0.5}, runs, "test/acc2").n == 0
+
+
+def test_side_by_side_lays_cells_out_as_the_paper_does():
+    runs = [{"status": "completed", "choices": {"fusion": "early"}, "overrides": [],
+             "metrics": {"test/acc2": 0.75, "test/mae": 1.0}}]  # fmt: skip
+    cells = [{"where": {"fusion": "early"}, "metric": "test/acc2", "value": 0.753, "tolerance": 0.02},
+             {"where": {"fusion": "early"}, "metric": "test/mae", "value": 1.023, "tolerance": 0.01},
+             {"where": {"fusion": "early"}, "metric": "test/acc2", "value": 0.9, "tolerance": 0.02},
+             {"where": {"fusion": "late"}, "metric": "test/acc2", "value": 0.7, "tolerance": 0.02}]  # fmt: skip
+    lines = side_by_side([check_cell(c, runs, "test/acc2") for c in cells])
+    assert lines[2] == "| setting | acc2 | mae |"
+    assert lines[4] == "| fusion=early | 0.750 / 0.753 ✓ | 1.000 / 1.023 ✗ |"
+    assert lines[5] == "| fusion=early | 0.750 / 0.9 ✗ |  |"  # a second reference for the same cell
+    assert lines[6] == "| fusion=late | - / 0.7 · |  |"
+    assert side_by_side([check_cell(cells[0], runs, "test/acc2")]) == []
 
 
 def test_reproduction_flags_groups_that_moved():

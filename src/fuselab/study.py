@@ -251,6 +251,37 @@ def _fmt(r: CellResult) -> str:
     return f"{r.mean:.4f}" + ("" if math.isnan(r.std) else f" ± {r.std:.4f}") + f" (n={r.n})"
 
 
+def side_by_side(results: list[CellResult]) -> list[str]:
+    """The reference cells as the paper lays them out: a row per setting, a column per metric,
+    each entry "measured / published" with a mark. Empty when no setting has two metrics."""
+    table: list[tuple[tuple, dict[str, CellResult]]] = []
+    for r in results:
+        key = tuple(r.where.items())
+        row = next((cells for where, cells in table if where == key and r.metric not in cells), None)
+        if row is None:  # a second reference for the same setting and metric gets a row of its own
+            row = {}
+            table.append((key, row))
+        row[r.metric] = r
+    if all(len(cells) < 2 for _, cells in table):
+        return []
+    metrics = list(dict.fromkeys(r.metric for r in results))
+    out = ["Side by side (measured mean / reference; ✓ agrees, ✗ does not, · not run):", "",
+           "| setting | " + " | ".join(m.split("/")[-1] for m in metrics) + " |", "|---|" + "---|" * len(metrics)]  # fmt: skip
+    for where, cells in table:
+        entries = []
+        for m in metrics:
+            r = cells.get(m)
+            if r is None:
+                entries.append("")
+                continue
+            ref = r.reference.split(" ± ")[0]
+            measured = "-" if r.n == 0 else f"{r.mean:.3f}"
+            entries.append(f"{measured} / {ref} {({True: '✓', False: '✗', None: '·'})[r.agrees]}")
+        name = ", ".join(f"{k}={v}" for k, v in where) or "all runs"
+        out.append(f"| {name} | " + " | ".join(entries) + " |")
+    return out
+
+
 def _num(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 6)
 
@@ -346,10 +377,8 @@ def report_study(study: Study, outputs: Path) -> Path:
         "",
     ]
     if results:
-        lines += [
-            "| cell | metric | measured | reference | agrees |",
-            "|---|---|---|---|---|",
-        ]
+        lines += side_by_side(results)
+        lines += ["", "| cell | metric | measured | reference | agrees |", "|---|---|---|---|---|"]
         for r in results:
             where = ", ".join(f"{k}={v}" for k, v in r.where.items()) or "all runs"
             mark = {True: "yes", False: "**no**", None: "-"}[r.agrees] + ("" if r.checked else " (reference unchecked)")
