@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, compose_train, run_cli
 from fixtures_data import write_affect, write_avmnist, write_mmimdb
+
 from fuselab.study import check_cell, load_study, reproduction_lines, side_by_side, sweep_command
+from fuselab.study import main as study_main
 
 STUDIES = sorted(p.parent.name for p in (REPO / "experiments").glob("*/study.yaml"))
 
@@ -77,6 +78,18 @@ def test_a_flow_list_split_at_commas_is_refused(tmp_path: Path):
     (folder / "study.yaml").write_text("name: bad\nmetric: test/acc\nparts:\n  ../x: [seed=1]\n")
     with pytest.raises(ValueError, match="names a folder"):
         load_study("bad", tmp_path)
+
+
+def test_missing_data_stops_a_study_before_any_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    for var in ("FUSELAB_MOSI", "FUSELAB_MOSEI", "FUSELAB_MOSI_UNALIGNED", "FUSELAB_MOSEI_UNALIGNED"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FUSELAB_MOSEI", str(tmp_path / "missing.pkl"))
+    argv = ["--experiments", str(REPO / "experiments"), "--outputs", str(tmp_path / "out"), "run", "mmsa"]
+    assert study_main(argv) == 2
+    err = capsys.readouterr().out
+    assert "part 'aligned', data=mosi: data.path is not set (export FUSELAB_MOSI=<file>)" in err
+    assert "missing.pkl does not exist" in err and "FUSELAB_MOSEI_UNALIGNED" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_extra_overrides_replace_the_sweeps_own(tmp_path: Path):

@@ -178,10 +178,54 @@ def select_parts(study: Study, only: Sequence[str] = ()) -> list[Part]:
     return [p for p in parts if not only or p.name in only]
 
 
+DATA_FILES = ("path", "data_dir")
+
+
+def _first_choice(override: str) -> str:
+    key, _, value = override.partition("=")
+    if "," in value and not value.startswith(("[", "{")):
+        value = value.split(",")[0]
+    return f"{key}={value}"
+
+
+def preflight(study: Study, parts: Sequence[Part], extra: Sequence[str] = ()) -> list[str]:
+    """The data files every part reads, checked before anything runs: each data choice of each
+    part is composed (with the extra overrides) and its ``path``/``data_dir`` must be set and exist."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    problems = []
+    with initialize_config_module(config_module="fuselab.conf", version_base="1.3"):
+        for part in parts:
+            overrides = merge_overrides(part.overrides, scoped_overrides(study, extra, part))
+            choices = next((o.split("=", 1)[1].split(",") for o in overrides if o.startswith("data=")), [None])
+            data_keys = [_first_choice(o) for o in overrides if o.startswith("data.")]
+            for choice in choices:
+                cfg = compose(config_name="train", overrides=[f"data={choice}"] * bool(choice) + data_keys)
+                raw = OmegaConf.to_container(cfg.data, resolve=False)
+                for key in DATA_FILES:
+                    if key not in raw:
+                        continue
+                    value = cfg.data[key]
+                    where = f"part '{part.name}', data={choice or cfg.data.get('_target_')}"
+                    if value in (None, ""):
+                        env = re.search(r"oc\.env:(\w+)", str(raw[key]))
+                        how = f"export {env.group(1)}=<file>" if env else f"pass {part.name}:data.{key}=<file>"
+                        problems.append(f"{where}: data.{key} is not set ({how})")
+                    elif not Path(str(value)).expanduser().exists():
+                        problems.append(f"{where}: data.{key}={value} does not exist")
+    return problems
+
+
 def run_study(study: Study, outputs: Path, extra: Sequence[str] = (), only: Sequence[str] = ()) -> int:
-    """Runs the parts one after the other; a failing part does not stop the others."""
+    """Runs the parts one after the other; a failing part does not stop the others. The data
+    every part needs is checked first, so a missing file stops the study before any training."""
     selected = select_parts(study, only)
     commands = [(part, sweep_command(study, outputs, extra, part)) for part in selected]  # errors before any run
+    problems = preflight(study, selected, extra)
+    if problems:
+        need = f" It needs: {study.spec['requires']}." if study.spec.get("requires") else ""
+        raise ValueError(f"study '{study.name}' cannot run yet.{need}\n  " + "\n  ".join(problems))
     codes = {}
     for part, cmd in commands:
         console.print(f"[bold]{study.name} / {part.name}[/]: " + " ".join(cmd[1:]), soft_wrap=True, highlight=False)
@@ -475,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 study = load_study(p.parent.name, experiments)
                 first = str(study.spec.get("question", "")).strip().splitlines()[0]
                 names = ", ".join(part.name for part in study.parts)
-                console.print(f"{study.name}: {first} [parts: {names}]", highlight=False)
+                console.print(f"{study.name}: {first} (parts: {names})", highlight=False, markup=False)
             return 0
         study = load_study(a.name, experiments)
         if a.command == "run":
