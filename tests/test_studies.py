@@ -34,9 +34,12 @@ def test_every_study_composes(name: str, tmp_path: Path):
         cfg = compose_train([first_choice(o) for o in part.overrides], output_dir=tmp_path)
         assert cfg.data._target_, part.name
     for cell in (study.spec.get("reference") or {}).get("cells", []):
-        assert "value" in cell or "min" in cell or "max" in cell, cell
+        assert {"value", "min", "max", "above"} & set(cell), cell
         assert set(cell["where"]) <= {*study.spec["axes"], "part"}, (cell["where"], study.spec["axes"])
         assert cell.get("citation"), cell
+
+
+DEFAULTS = {"rnn": "gru", "fusion": "feature"}  # what a run reports for a group its sweep does not set
 
 
 def test_every_reference_cell_can_be_produced_by_a_part():
@@ -48,11 +51,14 @@ def test_every_reference_cell_can_be_produced_by_a_part():
             values = {o.split("=", 1)[0]: set(o.split("=", 1)[1].split(",")) for o in part.overrides if "=" in o}
             produced.append((part.name, values))
         for cell in (study.spec.get("reference") or {}).get("cells", []):
-            where = {k: str(v) for k, v in cell["where"].items()}
-            assert any(
-                where.get("part", pname) == pname and all(k == "part" or v in vals.get(k, set()) for k, v in where.items())
-                for pname, vals in produced
-            ), (name, where)
+            above = cell.get("above", [])
+            for group in [cell["where"], *(above if isinstance(above, list) else [above])]:
+                where = {k: str(v) for k, v in group.items()}
+                assert any(
+                    where.get("part", pname) == pname
+                    and all(k == "part" or v in vals.get(k, {DEFAULTS.get(k)}) for k, v in where.items())
+                    for pname, vals in produced
+                ), (name, where)
 
 
 def test_parts_share_the_sweep_and_replace_same_keys(tmp_path: Path):
@@ -111,6 +117,24 @@ def test_tolerance_and_bounds_flag_disagreement():
         r["_study_part"] = "aligned"
     assert check_cell({"where": {"part": "aligned"}, "min": 0.5}, runs, "test/acc2").n == 2
     assert check_cell({"where": {"part": "unaligned"}, "min": 0.5}, runs, "test/acc2").n == 0
+
+
+def test_a_cell_can_be_held_against_other_groups_of_the_study():
+    def run(part, rnn, acc, modalities=None):
+        overrides = [f"rnn={rnn}"] + ([f"data.modalities={modalities}"] if modalities else [])
+        return {"status": "completed", "choices": {"fusion": "late"}, "overrides": overrides,
+                "metrics": {"test/acc": acc}, "_study_part": part}  # fmt: skip
+
+    runs = [run("fusion", "gru", 0.90), run("fusion", "gru", 0.86), run("fusion", "rnn", 0.60),
+            run("audio_only", "gru", 0.82, "[audio]"), run("audio_only", "rnn", 0.65, "[audio]"),
+            run("image_only", "gru", 0.62, "[image]")]  # fmt: skip
+    baselines = lambda rnn: [{"part": "image_only"}, {"part": "audio_only", "rnn": rnn}]
+    gru = check_cell({"where": {"part": "fusion", "rnn": "gru"}, "above": baselines("gru")}, runs, "test/acc")
+    rnn = check_cell({"where": {"part": "fusion", "rnn": "rnn"}, "above": baselines("rnn")}, runs, "test/acc")
+    lstm = check_cell({"where": {"part": "fusion", "rnn": "gru"}, "above": baselines("lstm")}, runs, "test/acc")
+    assert gru.agrees is True and gru.reference == "> 0.6200 (part=image_only) and 0.8200 (part=audio_only, rnn=gru)"
+    assert rnn.agrees is False  # 0.60 is below the image baseline (0.62) as well as audio's 0.65
+    assert lstm.agrees is None and "not run (part=audio_only, rnn=lstm)" in lstm.reference
 
 
 def test_side_by_side_lays_cells_out_as_the_paper_does():

@@ -24,6 +24,7 @@ A study is a folder ``experiments/NAME/`` with a README (question, protocol, sou
           metric: test/acc            # default: the study's metric
           value: 0.732 / tolerance: 0.02    # a published number: agree when |measured - value| <= tolerance
           min: 0.65 / max: 0.40             # or a known answer: agree when inside the bounds
+          above: [{data.modalities: "[audio]"}]  # or beat other groups of the study (baselines)
           citation: ..., checked: true|false  (false: not verified against the paper itself)
 
 A part's override replaces a shared one with the same key. Without ``parts`` the study is one
@@ -261,12 +262,20 @@ def _cell_settings(summary: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _values(summaries: list[dict[str, Any]], where: dict[str, Any], metric: str) -> list[float]:
+    return [s["metrics"][metric] for s in summaries if s.get("status") == "completed"
+            and _matches(_cell_settings(s), where) and isinstance(s.get("metrics", {}).get(metric), (int, float))
+            and not math.isnan(s["metrics"][metric])]  # fmt: skip
+
+
 def check_cell(cell: dict[str, Any], summaries: list[dict[str, Any]], default_metric: str) -> CellResult:
+    """One reference cell against the runs that match its ``where``. Kinds: ``value`` ±
+    ``tolerance`` (a published number), ``min``/``max`` (known-answer bounds), or ``above``: one
+    or more other groups of the same study (e.g. the unimodal baselines) whose mean the cell's
+    mean must exceed."""
     metric = cell.get("metric", default_metric)
     where = dict(cell.get("where") or {})
-    values = [s["metrics"][metric] for s in summaries if s.get("status") == "completed"
-              and _matches(_cell_settings(s), where) and isinstance(s.get("metrics", {}).get(metric), (int, float))
-              and not math.isnan(s["metrics"][metric])]  # fmt: skip
+    values = _values(summaries, where, metric)
     mean = statistics.fmean(values) if values else math.nan
     std = statistics.stdev(values) if len(values) > 1 else math.nan
     agrees: bool | None
@@ -274,16 +283,19 @@ def check_cell(cell: dict[str, Any], summaries: list[dict[str, Any]], default_me
         tol = float(cell.get("tolerance", 0.0))
         ref = f"{cell['value']} ± {tol}"
         agrees = None if not values else abs(mean - float(cell["value"])) <= tol
+    elif "above" in cell:
+        others = cell["above"] if isinstance(cell["above"], list) else [cell["above"]]
+        parts, means = [], []
+        for other in others:
+            vals = _values(summaries, dict(other), metric)
+            means.append(statistics.fmean(vals) if vals else math.nan)
+            name = ", ".join(f"{k}={v}" for k, v in other.items())
+            parts.append(f"{means[-1]:.4f} ({name})" if vals else f"not run ({name})")
+        ref = "> " + " and ".join(parts)
+        agrees = None if not values or any(math.isnan(m) for m in means) else mean > max(means)
     else:
         lo, hi = cell.get("min"), cell.get("max")
-        ref = " and ".join(
-            p
-            for p in (
-                f">= {lo}" if lo is not None else "",
-                f"<= {hi}" if hi is not None else "",
-            )
-            if p
-        )
+        ref = " and ".join(p for p in (f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else "") if p)
         agrees = None if not values else (lo is None or mean >= float(lo)) and (hi is None or mean <= float(hi))
     return CellResult(where, metric, mean, std, len(values), ref, agrees, str(cell.get("citation", "")),
                       bool(cell.get("checked", True)))  # fmt: skip
