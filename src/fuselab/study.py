@@ -50,6 +50,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from fuselab.compare import (
     Comparison,
@@ -229,7 +230,9 @@ def run_study(study: Study, outputs: Path, extra: Sequence[str] = (), only: Sequ
         raise ValueError(f"study '{study.name}' cannot run yet.{need}\n  " + "\n  ".join(problems))
     codes = {}
     for part, cmd in commands:
-        console.print(f"[bold]{study.name} / {part.name}[/]: " + " ".join(cmd[1:]), soft_wrap=True, highlight=False)
+        console.print(
+            f"[bold]{study.name} / {part.name}[/]: " + escape(" ".join(cmd[1:])), soft_wrap=True, highlight=False
+        )
         codes[part.name] = subprocess.call(cmd)
     failed = [name for name, rc in codes.items() if rc != 0]
     if failed:
@@ -540,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"wrote {path} and {path.parent / RESULTS}")
         return 0
     except (ValueError, TypeError) as exc:
-        console.print(f"[bold red]fuselab-study: error:[/] {exc}", soft_wrap=True)
+        console.print(f"[bold red]fuselab-study: error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
 
 
