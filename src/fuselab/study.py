@@ -436,8 +436,9 @@ def report_study(study: Study, outputs: Path) -> Path:
         "",
     ]
     if results:
-        lines += side_by_side(results)
-        lines += ["", "| cell | metric | measured | reference | agrees |", "|---|---|---|---|---|"]
+        compact = side_by_side(results)
+        lines += [*compact, ""] if compact else []
+        lines += ["| cell | metric | measured | reference | agrees |", "|---|---|---|---|---|"]
         for r in results:
             where = ", ".join(f"{k}={v}" for k, v in r.where.items()) or "all runs"
             mark = {True: "yes", False: "**no**", None: "-"}[r.agrees] + ("" if r.checked else " (reference unchecked)")
