@@ -11,8 +11,9 @@ import yaml
 from conftest import REPO, compose_train, run_cli
 from fixtures_data import write_affect, write_avmnist, write_mmimdb
 
-from fuselab.study import check_cell, load_study, reproduction_lines, side_by_side, sweep_command
+from fuselab.study import load_study, sweep_command
 from fuselab.study import main as study_main
+from fuselab.study_report import check_cell, reproduction_lines, side_by_side
 
 STUDIES = sorted(p.parent.name for p in (REPO / "experiments").glob("*/study.yaml"))
 
