@@ -25,7 +25,8 @@ from fuselab.data.files import load_npy
 from fuselab.data.specs import ModalitySpec, TaskSpec
 from fuselab.errors import ConfigError
 
-FIX = "Point data.data_dir at MultiBench's avmnist folder, or create one with `fuselab-prepare avmnist`."
+FIX = ("Point data.data_dir (or export FUSELAB_AVMNIST) at MultiBench's avmnist folder, or create one with "
+       "`fuselab-prepare avmnist`.")
 CHUNK = 5000
 
 

@@ -25,7 +25,7 @@ from fuselab.errors import ConfigError
 GENRES = ("drama", "comedy", "romance", "thriller", "crime", "action", "adventure", "horror", "documentary",
           "mystery", "sci-fi", "fantasy", "family", "biography", "war", "history", "animation", "musical", "music",
           "western", "sport", "short", "film-noir")  # fmt: skip
-FIX = "Set data.path to MultiBench's multimodal_imdb.hdf5."
+FIX = "Set data.path (or export FUSELAB_MMIMDB) to MultiBench's multimodal_imdb.hdf5."
 CHUNK = 2048
 
 
