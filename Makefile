@@ -13,7 +13,7 @@ export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install train test test-fast clean-venv
+.PHONY: install train test test-fast lint clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,10 +26,15 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/fuselab-train $(ARGS)
 
-test: $(STAMP)
+# ruff first: CI runs `make test`, so lint findings fail CI too
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+test: lint
 	$(BIN)/python -m pytest -q $(ARGS)
 
-test-fast: $(STAMP)
+test-fast: lint
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 clean-venv:

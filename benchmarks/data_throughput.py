@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
@@ -29,7 +28,7 @@ def main() -> None:
     from conftest import compose_train
     from hydra.utils import instantiate
 
-    from fuselab.builders import build_datamodule, build_task
+    from fuselab.training.build import build_datamodule, build_fusion_task, describe_data
 
     cfg = compose_train(a.overrides, output_dir=Path(tempfile.mkdtemp()))
     dm = build_datamodule(cfg.data)
@@ -41,7 +40,7 @@ def main() -> None:
     batches = [b for _, b in zip(range(a.batches), loader)]
     load_rate = len(batches) / (time.perf_counter() - t0)
 
-    task = build_task(cfg, dm)
+    task = build_fusion_task(cfg, describe_data(dm))
     opt = instantiate(cfg.model.optimizer)(params=task.parameters())
     task.train()
     step = lambda b: (opt.zero_grad(), task.loss(task(b["inputs"])["logits"], b["target"]).backward(), opt.step())  # noqa: E731

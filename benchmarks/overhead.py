@@ -37,9 +37,11 @@ def main() -> None:
     from conftest import compose_train
     from hydra.utils import instantiate
 
-    from fuselab.builders import build_datamodule, build_task
+    from fuselab.training.build import build_datamodule, build_fusion_task, describe_data
 
-    cfg = compose_train([f"fusion={a.fusion}", f"rnn={a.rnn}", "data.train_size=4000"], output_dir=Path(tempfile.mkdtemp()))
+    cfg = compose_train(
+        [f"fusion={a.fusion}", f"rnn={a.rnn}", "data.train_size=4000"], output_dir=Path(tempfile.mkdtemp())
+    )
     dm = build_datamodule(cfg.data)
     loader = dm.train_dataloader()
     batches = [b for _, b in zip(range(a.batches), loader)]
@@ -47,7 +49,7 @@ def main() -> None:
 
     def plain() -> float:
         torch.manual_seed(0)
-        task = build_task(cfg, dm)
+        task = build_fusion_task(cfg, describe_data(dm))
         model = task.model
         opt = instantiate(cfg.model.optimizer)(params=model.parameters())
         model.train()
@@ -62,11 +64,19 @@ def main() -> None:
 
     def framework() -> float:
         torch.manual_seed(0)
-        task = build_task(cfg, dm)
+        task = build_fusion_task(cfg, describe_data(dm))
         task.scheduler_factory = None  # the plain loop has no schedule either
-        trainer = pl.Trainer(max_epochs=a.epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                             num_sanity_val_steps=0, gradient_clip_val=1.0)  # fmt: skip
+        trainer = pl.Trainer(
+            max_epochs=a.epochs,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            gradient_clip_val=1.0,
+        )
         data = torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
         t0 = time.perf_counter()
         trainer.fit(task, train_dataloaders=data)
@@ -78,9 +88,11 @@ def main() -> None:
         rows.append((plain(), framework()))
     best_plain = max(r[0] for r in rows)
     best_fw = max(r[1] for r in rows)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; fusion={a.fusion} rnn={a.rnn}, {len(batches)} batches of "
-          f"{cfg.data.batch_size} x {a.epochs} epochs")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; fusion={a.fusion} rnn={a.rnn}, {len(batches)} batches of "
+        f"{cfg.data.batch_size} x {a.epochs} epochs"
+    )
     print("| run | plain loop (samples/s) | fuselab (samples/s) | ratio |")
     print("|---|---|---|---|")
     for i, (p, f) in enumerate(rows, 1):

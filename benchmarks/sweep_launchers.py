@@ -20,8 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-GRID = ["fusion=early,feature,late", "rnn=rnn,lstm,gru",
-        "data.modalities=[signal,tokens],[signal,image],[signal,tokens,image]", "seed=1,2"]  # fmt: skip
+GRID = [
+    "fusion=early,feature,late",
+    "rnn=rnn,lstm,gru",
+    "data.modalities=[signal,tokens],[signal,image],[signal,tokens,image]",
+    "seed=1,2",
+]
 
 
 def sweep_dir(outputs: Path) -> Path:
@@ -39,8 +43,13 @@ def completed(outputs: Path) -> int:
 def run(args: list[str], outputs: Path, kill_after: int | None = None) -> float:
     env = {**os.environ, "FUSELAB_OUTPUTS": str(outputs), "WANDB_MODE": "offline"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "fuselab.train", "-m", *args], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fuselab.cli.train", "-m", *args],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     while proc.poll() is None:
         if kill_after is not None and completed(outputs) >= kill_after:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -60,8 +69,16 @@ def main() -> None:
     out = Path(a.out).resolve()
     if out.exists() and any(out.iterdir()):
         sys.exit(f"{out} is not empty; pass --out to a new directory")
-    common = [*GRID, f"trainer.max_epochs={a.epochs}", f"data.train_size={a.train_size}", "data.val_size=200",
-              "data.test_size=200", "~logger", "callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
+    common = [
+        *GRID,
+        f"trainer.max_epochs={a.epochs}",
+        f"data.train_size={a.train_size}",
+        "data.val_size=200",
+        "data.test_size=200",
+        "~logger",
+        "callbacks.progress_bar=null",
+        "trainer.enable_model_summary=false",
+    ]
     n_jobs = 54
     basic = run(common, out / "basic")
     half = n_jobs // 2
@@ -70,15 +87,21 @@ def main() -> None:
     done_at_kill = completed(out / "joblib")
     second = run(parallel, out / "joblib")
     total = completed(out / "joblib")
-    subprocess.run([sys.executable, "-m", "fuselab.compare", str(sweep_dir(out / "joblib")), "--out",
-                    str(out / "compare")], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    subprocess.run(
+        [sys.executable, "-m", "fuselab.cli.compare", str(sweep_dir(out / "joblib")), "--out", str(out / "compare")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, {os.cpu_count()} cores, python {platform.python_version()}")
     print(f"sweep: {n_jobs} jobs, {a.epochs} epochs, train_size={a.train_size}")
     print("| launcher | wall time (s) | jobs completed |")
     print("|---|---|---|")
     print(f"| basic | {basic:.1f} | {completed(out / 'basic')} |")
-    print(f"| joblib n_jobs={a.jobs}, killed after {done_at_kill} + resumed | {first:.1f} + {second:.1f} = "
-          f"{first + second:.1f} | {total} |")
+    print(
+        f"| joblib n_jobs={a.jobs}, killed after {done_at_kill} + resumed | {first:.1f} + {second:.1f} = "
+        f"{first + second:.1f} | {total} |"
+    )
     print(f"comparison: {out / 'compare' / 'compare.md'}")
 
 

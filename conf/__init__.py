@@ -1,5 +1,5 @@
 """fuselab's Hydra configs (installed as the package ``fuselab.conf``)."""
 
-from fuselab.resolvers import register as _register
+from fuselab.runs.resolvers import register as _register
 
 _register()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from conftest import compose_train
+
 from fuselab.data.collate import PaddedCollate, present_column
-from fuselab.data.specs import ModalitySpec, TaskSpec
+from fuselab.data.specs import DataDescription, ModalitySpec, TargetSpec
 from fuselab.models.build import build_model
 
 SPECS = {
@@ -16,17 +16,24 @@ SPECS = {
     "image": ModalitySpec("image", "image", (1, 16, 16)),
     "vec": ModalitySpec("vec", "vector", (5,)),
 }
-TASK = TaskSpec("multiclass", 4)
+TASK = TargetSpec("multiclass", 4)
 
 
-def random_batch(specs: dict[str, ModalitySpec], lengths: list[int], seed: int = 0, aligned: bool = True,
-                 absent: dict[str, list[int]] | None = None) -> dict:  # fmt: skip
+def random_batch(
+    specs: dict[str, ModalitySpec],
+    lengths: list[int],
+    seed: int = 0,
+    aligned: bool = True,
+    absent: dict[str, list[int]] | None = None,
+) -> dict:
     rng = np.random.default_rng(seed)
     n = len(lengths)
     columns: dict = {"label": rng.integers(0, TASK.num_outputs, size=n)}
     for name, spec in specs.items():
         if spec.kind == "sequence":
-            columns[name] = [rng.normal(size=(t if aligned else t + 1 + i, spec.shape[1])) for i, t in enumerate(lengths)]
+            columns[name] = [
+                rng.normal(size=(t if aligned else t + 1 + i, spec.shape[1])) for i, t in enumerate(lengths)
+            ]
         elif spec.kind == "tokens":
             columns[name] = [rng.integers(0, spec.vocab_size, size=t) for t in lengths]
         else:
@@ -39,4 +46,4 @@ def random_batch(specs: dict[str, ModalitySpec], lengths: list[int], seed: int =
 def make_model(fusion_overrides: list[str], specs: dict[str, ModalitySpec], aligned: bool = True, cell: str = "gru"):
     cfg = compose_train([*fusion_overrides, f"rnn={cell}"])
     torch.manual_seed(0)
-    return build_model(cfg, specs, TASK, aligned=aligned)
+    return build_model(cfg, DataDescription(specs, TASK, aligned))

@@ -8,15 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import compose_train
-from fuselab.train import train
+
+from fuselab.runs.job import train_job as train
 
 pytestmark = pytest.mark.slow
 
 QUIET = ["~logger", "callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
-SYNERGY = ["data.interaction=synergy", "data.train_size=2000", "data.val_size=500", "data.test_size=500",
-           "trainer.max_epochs=20", "model.optimizer.lr=0.01", *QUIET]  # fmt: skip
+SYNERGY = [
+    "data.interaction=synergy",
+    "data.train_size=2000",
+    "data.val_size=500",
+    "data.test_size=500",
+    "trainer.max_epochs=20",
+    "model.optimizer.lr=0.01",
+    *QUIET,
+]
 
 
 def accuracy(tmp_path: Path, name: str, overrides: list[str]) -> float:

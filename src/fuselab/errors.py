@@ -1,4 +1,11 @@
-"""Errors a user can fix from the command line."""
+"""The one kind of error fuselab shows as a single line: a mistake the user can fix.
+
+Raise :class:`ConfigError` (with a message that names the fix) for a bad setting, file or
+combination. Anything else is a bug and keeps its traceback: the command-line entry points turn
+only ``ConfigError`` into a one-line message.
+"""
+
+from __future__ import annotations
 
 
 class ConfigError(ValueError):
@@ -6,11 +13,11 @@ class ConfigError(ValueError):
 
 
 def user_error(exc: BaseException) -> ConfigError | None:
-    """The ConfigError behind ``exc`` if it is a user's mistake (a ValueError raised while
-    building datamodule or model, possibly wrapped by Hydra's instantiate), else None."""
-    seen = exc
+    """The :class:`ConfigError` behind ``exc`` (Hydra's ``instantiate`` wraps what a constructor
+    raises, so the chain of causes is followed), or None when ``exc`` is not a user's mistake."""
+    seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ValueError) and type(seen).__module__ != "omegaconf.errors":
-            return seen if isinstance(seen, ConfigError) else ConfigError(str(seen))
-        seen = seen.__cause__  # type: ignore[assignment]
+        if isinstance(seen, ConfigError):
+            return seen
+        seen = seen.__cause__
     return None

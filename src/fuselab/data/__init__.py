@@ -1,6 +1,2 @@
-"""Datamodules and the data contract (:mod:`fuselab.data.specs`)."""
-
-from fuselab.data.datamodule import PairedDataModule
-from fuselab.data.specs import Batch, ModalityBatch, ModalitySpec, TaskSpec
-
-__all__ = ["Batch", "ModalityBatch", "ModalitySpec", "PairedDataModule", "TaskSpec"]
+"""Data: the contract (:mod:`~fuselab.data.specs`), the datamodule base
+(:mod:`~fuselab.data.datamodule`), batch reading and collation, and one module per dataset."""

@@ -25,9 +25,9 @@ from typing import Any
 import datasets
 import numpy as np
 
-from fuselab.data.datamodule import PairedDataModule
+from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.files import load_pickle, require_file, verify_sha256
-from fuselab.data.specs import ModalitySpec, TaskSpec
+from fuselab.data.specs import ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -66,52 +66,47 @@ def valid_spans(x: np.ndarray, padding: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class AffectDataModule(PairedDataModule):
-    aligned = False
-
-    def __init__(self, path: str, dataset: str = "mosi", layout: str = "auto", sha256: str | None = None,
-                 clean: str = "zero", **loader_kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str,
+        dataset: str = "mosi",
+        layout: str = "auto",
+        sha256: str | None = None,
+        clean: str = "zero",
+        **loader_kwargs: Any,
+    ) -> None:
         if dataset not in ("mosi", "mosei"):
-            raise ValueError(f"data.dataset={dataset!r} is not one of ['mosi', 'mosei']")
+            raise ConfigError(f"data.dataset={dataset!r} is not one of ['mosi', 'mosei']")
         if layout not in ("auto", "multibench", "mult", "mmsa"):
-            raise ValueError(f"data.layout={layout!r} is not one of ['auto', 'multibench', 'mult', 'mmsa']")
+            raise ConfigError(f"data.layout={layout!r} is not one of ['auto', 'multibench', 'mult', 'mmsa']")
         if clean not in ("zero", "refuse"):
-            raise ValueError(f"data.clean={clean!r} is not one of ['zero', 'refuse']")
+            raise ConfigError(f"data.clean={clean!r} is not one of ['zero', 'refuse']")
         if not path:
             env = f"FUSELAB_{dataset.upper()}"
-            raise ConfigError(f"data.path is not set. {FIX} data={dataset} reads it from ${env} and "
-                              f"data={dataset}_unaligned from ${env}_UNALIGNED when they are exported.")  # fmt: skip
+            raise ConfigError(
+                f"data.path is not set. {FIX} data={dataset} reads it from ${env} and "
+                f"data={dataset}_unaligned from ${env}_UNALIGNED when they are exported."
+            )
         self.name = dataset
         self.path = Path(path).expanduser().resolve()
         self.layout, self.sha256, self.clean = layout, sha256, clean
-        self._specs: dict[str, ModalitySpec] | None = None
-        self._notes: dict[str, Any] = {}
         super().__init__(**loader_kwargs)
 
     def modality_names(self) -> list[str]:
         return list(MODALITIES)
 
-    def available_modalities(self) -> dict[str, ModalitySpec]:
-        if self._specs is None:
-            if not self.is_prepared():
-                self.prepare_data()
-            if self._specs is None:
-                stored = self.prepared_marker()["specs"]
-                self._specs = {m: ModalitySpec.from_dict(stored[m]) for m in MODALITIES}
-                self.aligned = bool(self.prepared_marker()["notes"].get("aligned", False))
-        return self._specs
-
-    def task_spec(self) -> TaskSpec:
-        return TaskSpec("regression", 1, metric_set="affect")
-
     def fingerprint(self) -> dict[str, Any]:
         p = require_file(self.path, f"data={self.name}", FIX)
-        return {"version": 1, "path": str(p), "size": p.stat().st_size, "mtime": int(p.stat().st_mtime),
-                "layout": self.layout, "clean": self.clean}  # fmt: skip
+        return {
+            "version": 1,
+            "path": str(p),
+            "size": p.stat().st_size,
+            "mtime": int(p.stat().st_mtime),
+            "layout": self.layout,
+            "clean": self.clean,
+        }
 
-    def preparation_notes(self) -> dict[str, Any]:
-        return self._notes
-
-    def build(self) -> datasets.DatasetDict:
+    def build(self) -> PreparedData:
         path = require_file(self.path, f"data={self.name}", FIX)
         verify_sha256(path, self.sha256, f"data={self.name}")
         data = load_pickle(path, f"data={self.name}", FIX)
@@ -138,8 +133,10 @@ class AffectDataModule(PairedDataModule):
                 bad = ~np.isfinite(x)
                 if bad.any():
                     if self.clean == "refuse":
-                        raise ConfigError(f"{path}: '{theirs}/{m}' has {int(bad.sum())} NaN/inf values; "
-                                          "set data.clean=zero to replace them by 0")  # fmt: skip
+                        raise ConfigError(
+                            f"{path}: '{theirs}/{m}' has {int(bad.sum())} NaN/inf values; "
+                            "set data.clean=zero to replace them by 0"
+                        )
                     cleaned[m] += int(bad.sum())
                     x = np.where(bad, 0.0, x).astype(np.float32)
                 if dims.setdefault(m, x.shape[2]) != x.shape[2]:
@@ -163,10 +160,10 @@ class AffectDataModule(PairedDataModule):
         for m, count in cleaned.items():
             if count:
                 log.warning("%s: set %d NaN/inf values of %s to 0", path.name, count, m)
-        self.aligned = aligned
-        self._notes = {"layout": layout, "aligned": aligned, "cleaned_non_finite": cleaned}
-        self._specs = {m: ModalitySpec(m, "sequence", (None, dims[m])) for m in MODALITIES}
-        return datasets.DatasetDict(out)
+        specs = {m: ModalitySpec(m, "sequence", (None, dims[m])) for m in MODALITIES}
+        notes = {"layout": layout, "cleaned_non_finite": cleaned}
+        target = TargetSpec("regression", 1, metric_set="affect")
+        return PreparedData(datasets.DatasetDict(out), specs, target, aligned=aligned, notes=notes)
 
     @staticmethod
     def _labels(split: dict[str, Any], layout: str, path: Path, name: str) -> np.ndarray:

@@ -20,13 +20,15 @@ from typing import Any
 import datasets
 import numpy as np
 
-from fuselab.data.datamodule import PairedDataModule
+from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.files import load_npy
-from fuselab.data.specs import ModalitySpec, TaskSpec
+from fuselab.data.specs import ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
-FIX = ("Point data.data_dir (or export FUSELAB_AVMNIST) at MultiBench's avmnist folder, or create one with "
-       "`fuselab-prepare avmnist`.")
+FIX = (
+    "Point data.data_dir (or export FUSELAB_AVMNIST) at MultiBench's avmnist folder, or create one with "
+    "`fuselab-prepare avmnist`."
+)
 CHUNK = 5000
 
 
@@ -39,7 +41,7 @@ class AVMNISTDataModule(PairedDataModule):
 
     def __init__(self, data_dir: str, audio_as: str = "sequence", val_size: int = 5000, **loader_kwargs: Any) -> None:
         if audio_as not in ("sequence", "image"):
-            raise ValueError(f"data.audio_as={audio_as!r} is not one of ['sequence', 'image']")
+            raise ConfigError(f"data.audio_as={audio_as!r} is not one of ['sequence', 'image']")
         if not data_dir:
             raise ConfigError(f"data.data_dir is not set. {FIX}")
         self.data_dir = Path(data_dir).expanduser().resolve()
@@ -47,15 +49,16 @@ class AVMNISTDataModule(PairedDataModule):
         self.val_size = int(val_size)
         super().__init__(**loader_kwargs)
 
-    def available_modalities(self) -> dict[str, ModalitySpec]:
-        audio = (
-            ModalitySpec("audio", "sequence", (112, 112)) if self.audio_as == "sequence"
-            else ModalitySpec("audio", "image", (1, 112, 112))
-        )  # fmt: skip
-        return {"image": ModalitySpec("image", "image", (1, 28, 28)), "audio": audio}
+    def modality_names(self) -> list[str]:
+        return ["image", "audio"]
 
-    def task_spec(self) -> TaskSpec:
-        return TaskSpec("multiclass", 10, tuple(str(i) for i in range(10)))
+    def _specs(self) -> dict[str, ModalitySpec]:
+        audio = (
+            ModalitySpec("audio", "sequence", (112, 112))
+            if self.audio_as == "sequence"
+            else ModalitySpec("audio", "image", (1, 112, 112))
+        )
+        return {"image": ModalitySpec("image", "image", (1, 28, 28)), "audio": audio}
 
     def files(self) -> dict[str, Path]:
         d = self.data_dir
@@ -64,8 +67,13 @@ class AVMNISTDataModule(PairedDataModule):
         }
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"version": 1, "data_dir": str(self.data_dir), "audio_as": self.audio_as, "val_size": self.val_size,
-                "files": {k: _signature(p) for k, p in self.files().items()}}  # fmt: skip
+        return {
+            "version": 1,
+            "data_dir": str(self.data_dir),
+            "audio_as": self.audio_as,
+            "val_size": self.val_size,
+            "files": {k: _signature(p) for k, p in self.files().items()},
+        }
 
     def _load(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         f = self.files()
@@ -76,16 +84,19 @@ class AVMNISTDataModule(PairedDataModule):
         audio = load_npy(f[f"audio_{split}"], "AV-MNIST audio", FIX, shapes=((112, 112),), rows=len(labels))
         return image, audio, labels
 
-    def build(self) -> datasets.DatasetDict:
+    def build(self) -> PreparedData:
         audio_feature = (
-            datasets.Array2D(shape=(112, 112), dtype="float16") if self.audio_as == "sequence"
+            datasets.Array2D(shape=(112, 112), dtype="float16")
+            if self.audio_as == "sequence"
             else datasets.Array3D(shape=(1, 112, 112), dtype="float16")
-        )  # fmt: skip
-        features = datasets.Features({
-            "image": datasets.Array3D(shape=(1, 28, 28), dtype="float32"),
-            "audio": audio_feature,
-            "label": datasets.ClassLabel(names=[str(i) for i in range(10)]),
-        })  # fmt: skip
+        )
+        features = datasets.Features(
+            {
+                "image": datasets.Array3D(shape=(1, 28, 28), dtype="float32"),
+                "audio": audio_feature,
+                "label": datasets.ClassLabel(names=[str(i) for i in range(10)]),
+            }
+        )
         train_image, train_audio, train_labels = self._load("train")
         test = self._load("test")
         if self.val_size >= len(train_labels):
@@ -96,7 +107,8 @@ class AVMNISTDataModule(PairedDataModule):
             "val": (train_image[cut:], train_audio[cut:], train_labels[cut:]),
             "test": test,
         }
-        return datasets.DatasetDict({s: self._table(*arrays, features) for s, arrays in parts.items()})
+        splits = datasets.DatasetDict({s: self._table(*arrays, features) for s, arrays in parts.items()})
+        return PreparedData(splits, self._specs(), TargetSpec("multiclass", 10, tuple(str(i) for i in range(10))))
 
     def _table(self, image: np.ndarray, audio: np.ndarray, labels: np.ndarray, features: datasets.Features):
         chunks = []
@@ -106,7 +118,10 @@ class AVMNISTDataModule(PairedDataModule):
             aud = np.asarray(audio[sl], dtype=np.float32) / 255.0
             if self.audio_as == "image":
                 aud = aud[:, None]
-            chunks.append(datasets.Dataset.from_dict(
-                {"image": img, "audio": aud.astype(np.float16), "label": np.asarray(labels[sl], dtype=np.int64)},
-                features=features))  # fmt: skip
+            chunks.append(
+                datasets.Dataset.from_dict(
+                    {"image": img, "audio": aud.astype(np.float16), "label": np.asarray(labels[sl], dtype=np.int64)},
+                    features=features,
+                )
+            )
         return datasets.concatenate_datasets(chunks)

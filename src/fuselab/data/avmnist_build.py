@@ -67,7 +67,9 @@ def find_mnist(mnist_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
                 found[kind] = mnist_dir / name
                 break
         else:
-            raise ConfigError(f"MNIST: {mnist_dir} has no {prefix}-{kind}(.gz); pass --mnist the folder of the IDX files")
+            raise ConfigError(
+                f"MNIST: {mnist_dir} has no {prefix}-{kind}(.gz); pass --mnist the folder of the IDX files"
+            )
     return read_idx(found["images-idx3-ubyte"]), read_idx(found["labels-idx1-ubyte"])
 
 
@@ -128,8 +130,15 @@ def read_wav(path: Path) -> np.ndarray:
     return data if data.ndim == 1 else data.mean(1)
 
 
-def build_avmnist(mnist: str | Path, fsdd: str | Path, out: str | Path, seed: int = 0, snr_db: tuple[float, float] = (0.0, 20.0),
-                  train_limit: int | None = None, test_limit: int | None = None) -> dict:  # fmt: skip
+def build_avmnist(
+    mnist: str | Path,
+    fsdd: str | Path,
+    out: str | Path,
+    seed: int = 0,
+    snr_db: tuple[float, float] = (0.0, 20.0),
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+) -> dict:
     mnist, fsdd, out = Path(mnist).expanduser(), Path(fsdd).expanduser(), Path(out).expanduser()
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out} exists and is not empty; nothing is overwritten: choose a new folder")
@@ -165,10 +174,16 @@ def build_avmnist(mnist: str | Path, fsdd: str | Path, out: str | Path, seed: in
             np.save(tmp / "audio" / f"{split}_data.npy", np.clip(aud / top * 255.0, 0, 255).astype(np.float32))
             np.save(tmp / f"{split}_labels.npy", y.astype(np.int64))
         info = {
-            "recreated_by": "fuselab-prepare avmnist", "seed": seed, "snr_db": list(snr_db), "pca_components": k,
-            "train": int(len(train_y)), "test": int(len(test_y)), "mnist": str(mnist), "fsdd": str(fsdd),
+            "recreated_by": "fuselab-prepare avmnist",
+            "seed": seed,
+            "snr_db": list(snr_db),
+            "pca_components": k,
+            "train": int(len(train_y)),
+            "test": int(len(test_y)),
+            "mnist": str(mnist),
+            "fsdd": str(fsdd),
             "differences": "FSDD speech instead of TIDIGITS, white noise instead of ESC-50",
-        }  # fmt: skip
+        }
         (tmp / "provenance.json").write_text(json.dumps(info, indent=1))
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():

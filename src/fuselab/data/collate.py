@@ -1,4 +1,4 @@
-"""Turn rows fetched from an Arrow table into a padded :data:`~fuselab.data.specs.Batch`."""
+"""Turn rows fetched from an Arrow table into a padded batch (see :mod:`fuselab.data.specs`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fuselab.data.specs import ModalityBatch, ModalitySpec, TaskSpec
+from fuselab.data.specs import ModalityBatch, ModalitySpec, TargetSpec
 
 PRESENT_PREFIX = "present__"
 
@@ -38,17 +38,22 @@ class PaddedCollate:
     packed recurrent encoders stay valid, and the model ignores it through ``present``.
     """
 
-    def __init__(self, specs: Mapping[str, ModalitySpec], task: TaskSpec, target: str = "label",
-                 stats: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        specs: Mapping[str, ModalitySpec],
+        target_spec: TargetSpec,
+        target_column: str = "label",
+        stats: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
         self.specs = dict(specs)
-        self.task = task
-        self.target = target
+        self.target_spec = target_spec
+        self.target_column = target_column
         # per-modality (mean, std) from the train split; padding stays exactly zero
         self.stats = dict(stats or {})
 
     def __call__(self, columns: Mapping[str, Any]) -> dict[str, Any]:
         inputs: dict[str, ModalityBatch] = {}
-        batch_size = len(columns[self.target])
+        batch_size = len(columns[self.target_column])
         for name, spec in self.specs.items():
             values = columns[name]
             present = columns.get(present_column(name))
@@ -76,10 +81,10 @@ class PaddedCollate:
                     mean, std = self.stats[name]
                     arr = (arr - mean) / std
                 inputs[name] = ModalityBatch(torch.as_tensor(arr, dtype=torch.float32), None, present_t)
-        return {"inputs": inputs, "target": self._target(columns[self.target])}
+        return {"inputs": inputs, "target": self._target(columns[self.target_column])}
 
     def _target(self, values: Any) -> torch.Tensor:
-        if self.task.kind == "multiclass":
+        if self.target_spec.kind == "multiclass":
             return torch.as_tensor(np.asarray(values, dtype=np.int64))
         y = torch.as_tensor(np.asarray(values, dtype=np.float32))
-        return y.reshape(len(y), -1) if self.task.kind == "multilabel" or y.ndim > 1 else y.reshape(-1, 1)
+        return y.reshape(len(y), -1) if self.target_spec.kind == "multilabel" or y.ndim > 1 else y.reshape(-1, 1)

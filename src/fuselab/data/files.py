@@ -19,8 +19,9 @@ def require_file(path: str | Path, what: str, fix: str) -> Path:
     return p
 
 
-def load_npy(path: str | Path, what: str, fix: str, shapes: tuple[tuple[int, ...], ...] | None = None,
-             rows: int | None = None) -> np.ndarray:  # fmt: skip
+def load_npy(
+    path: str | Path, what: str, fix: str, shapes: tuple[tuple[int, ...], ...] | None = None, rows: int | None = None
+) -> np.ndarray:
     """``np.load`` (memory-mapped) with its shape checked against ``shapes`` (trailing dims)."""
     p = require_file(path, what, fix)
     try:
@@ -53,11 +54,18 @@ class _ArraysOnly(pickle.Unpickler):
     hostile pickle cannot run code through it."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-        ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"), ("builtins", "complex"),
-    }  # fmt: skip
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("collections", "OrderedDict"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "slice"),
+        ("builtins", "complex"),
+    }
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.ALLOWED or (module.startswith("numpy") and name.endswith("Dtype")):

@@ -1,7 +1,7 @@
 """Any Hugging Face dataset, a ``save_to_disk`` folder, or local parquet/arrow files, with its
 columns mapped to modalities::
 
-    data=hf data.source=/data/my_set data.target=label data.task=multiclass data.num_outputs=5 \\
+    data=hf data.source=/data/my_set data.target_column=label data.target_kind=multiclass data.num_outputs=5 \\
       'data.columns={speech: {column: mfcc, kind: sequence}, caption: {column: ids, kind: tokens, vocab_size: 30522}}'
 
 ``kind``: sequence (list of float lists), tokens (list of ints; ``vocab_size``), image (C,H,W
@@ -18,8 +18,8 @@ from typing import Any
 import datasets
 import numpy as np
 
-from fuselab.data.datamodule import PairedDataModule
-from fuselab.data.specs import MODALITY_KINDS, TASK_KINDS, ModalitySpec, TaskSpec
+from fuselab.data.datamodule import PairedDataModule, PreparedData
+from fuselab.data.specs import MODALITY_KINDS, TARGET_KINDS, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
 VAL_NAMES = ("validation", "val", "valid", "dev")
@@ -46,8 +46,9 @@ def _load(source: str, name: str | None) -> datasets.DatasetDict:
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - the hub, the network or a bad file: the user's to fix
-        raise ConfigError(f"data.source={source}: cannot load it ({exc}). Give a local folder or a dataset "
-                          "available offline") from exc  # fmt: skip
+        raise ConfigError(
+            f"data.source={source}: cannot load it ({exc}). Give a local folder or a dataset available offline"
+        ) from exc
 
 
 def _convert(value: Any, kind: str) -> np.ndarray:
@@ -62,60 +63,56 @@ def _convert(value: Any, kind: str) -> np.ndarray:
 class HFDataModule(PairedDataModule):
     name = "hf"
 
-    def __init__(self, source: str, columns: dict[str, dict[str, Any]], target: str = "label", task: str = "multiclass",
-                 num_outputs: int | None = None, config_name: str | None = None, val_fraction: float = 0.1,
-                 split_seed: int = 0, **loader_kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        source: str,
+        columns: dict[str, dict[str, Any]],
+        target_column: str = "label",
+        target_kind: str = "multiclass",
+        num_outputs: int | None = None,
+        config_name: str | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        **loader_kwargs: Any,
+    ) -> None:
         if not source:
             raise ConfigError("data.source is not set: a dataset name, a save_to_disk folder or parquet files")
         if not columns:
             raise ConfigError("data.columns is empty: map each modality to {column: ..., kind: ...}")
         for m, c in columns.items():
             if "column" not in c or c.get("kind") not in MODALITY_KINDS:
-                raise ConfigError(f"data.columns.{m} needs 'column' and 'kind' (one of {list(MODALITY_KINDS)}), got {dict(c)}")
+                raise ConfigError(
+                    f"data.columns.{m} needs 'column' and 'kind' (one of {list(MODALITY_KINDS)}), got {dict(c)}"
+                )
             if c["kind"] == "tokens" and not c.get("vocab_size"):
                 raise ConfigError(f"data.columns.{m}: tokens need vocab_size")
-        if task not in TASK_KINDS:
-            raise ConfigError(f"data.task={task!r} is not one of {list(TASK_KINDS)}")
+        if target_kind not in TARGET_KINDS:
+            raise ConfigError(f"data.target_kind={target_kind!r} is not one of {list(TARGET_KINDS)}")
+        if num_outputs is not None and int(num_outputs) < 1:
+            raise ConfigError(f"data.num_outputs={num_outputs} must be >= 1 (or null: inferred from the target column)")
         self.source, self.config_name = str(source), config_name
         self.columns = {m: dict(c) for m, c in columns.items()}
-        self.target_column, self.task_kind, self.num_outputs = target, task, num_outputs
+        self.source_target_column, self.target_kind, self.num_outputs = target_column, target_kind, num_outputs
         self.val_fraction, self.split_seed = float(val_fraction), int(split_seed)
-        self._shapes: dict[str, tuple[int | None, ...]] | None = None
-        self._num_outputs: int | None = num_outputs
         super().__init__(**loader_kwargs)
 
     def modality_names(self) -> list[str]:
         return list(self.columns)
 
-    def _marker_specs(self) -> None:
-        if self._shapes is None:
-            if not self.is_prepared():
-                self.prepare_data()
-            marker = self.prepared_marker()
-            if self._shapes is None:
-                self._shapes = {m: tuple(s["shape"]) for m, s in marker["specs"].items()}
-                self._num_outputs = marker["notes"]["num_outputs"]
-
-    def available_modalities(self) -> dict[str, ModalitySpec]:
-        self._marker_specs()
-        assert self._shapes is not None
-        return {m: ModalitySpec(m, c["kind"], self._shapes[m], vocab_size=c.get("vocab_size"))
-                for m, c in self.columns.items()}  # fmt: skip
-
-    def task_spec(self) -> TaskSpec:
-        self._marker_specs()
-        return TaskSpec(self.task_kind, int(self._num_outputs or 1))
-
     def fingerprint(self) -> dict[str, Any]:
         p = Path(self.source).expanduser()
         stamp = [str(p.resolve()), int(p.stat().st_mtime)] if p.exists() else [self.source, self.config_name]
-        return {"version": 1, "source": stamp, "columns": self.columns, "target": self.target_column,
-                "task": self.task_kind, "val_fraction": self.val_fraction, "split_seed": self.split_seed}  # fmt: skip
+        return {
+            "version": 1,
+            "source": stamp,
+            "columns": self.columns,
+            "target_column": self.source_target_column,
+            "target_kind": self.target_kind,
+            "val_fraction": self.val_fraction,
+            "split_seed": self.split_seed,
+        }
 
-    def preparation_notes(self) -> dict[str, Any]:
-        return {"num_outputs": self._num_outputs}
-
-    def build(self) -> datasets.DatasetDict:
+    def build(self) -> PreparedData:
         raw = _load(self.source, self.config_name)
         if "train" not in raw:
             raise ConfigError(f"data.source={self.source} has splits {list(raw)}; a 'train' split is needed")
@@ -128,26 +125,33 @@ class HFDataModule(PairedDataModule):
             val_ds = raw[val]
         if "test" not in raw:
             raise ConfigError(f"data.source={self.source} has no 'test' split (splits: {list(raw)})")
-        needed = [c["column"] for c in self.columns.values()] + [self.target_column]
+        needed = [c["column"] for c in self.columns.values()] + [self.source_target_column]
         missing = [c for c in needed if c not in train.column_names]
         if missing:
             raise ConfigError(f"data.source={self.source}: no column(s) {missing}; columns: {train.column_names}")
         first = train[0]
-        self._shapes = {}
+        shapes: dict[str, tuple[int | None, ...]] = {}
         for m, c in self.columns.items():
             arr = _convert(first[c["column"]], c["kind"])
-            self._shapes[m] = (None,) if c["kind"] == "tokens" else ((None, arr.shape[-1]) if c["kind"] == "sequence" else arr.shape)
-        if self._num_outputs is None:
-            y = np.asarray(train[self.target_column])
-            self._num_outputs = int(y.max()) + 1 if self.task_kind == "multiclass" else int(y.reshape(len(y), -1).shape[1])
+            shapes[m] = (
+                (None,) if c["kind"] == "tokens" else ((None, arr.shape[-1]) if c["kind"] == "sequence" else arr.shape)
+            )
+        num_outputs = self.num_outputs
+        if num_outputs is None:
+            y = np.asarray(train[self.source_target_column])
+            num_outputs = int(y.max()) + 1 if self.target_kind == "multiclass" else int(y.reshape(len(y), -1).shape[1])
+
+        def row(r: dict[str, Any]) -> dict[str, Any]:
+            converted = {m: _convert(r[c["column"]], c["kind"]) for m, c in self.columns.items()}
+            for m, arr in converted.items():
+                if self.columns[m]["kind"] in ("image", "vector") and arr.shape != shapes[m]:
+                    raise ConfigError(f"data.columns.{m}: a sample has shape {arr.shape}, the first had {shapes[m]}")
+            return {**converted, "label": r[self.source_target_column]}
+
         out = {}
         for split, ds in (("train", train), ("val", val_ds), ("test", raw["test"])):
-            out[split] = ds.map(self._row, remove_columns=ds.column_names, desc=f"fuselab: {split}")
-        return datasets.DatasetDict(out)
-
-    def _row(self, row: dict[str, Any]) -> dict[str, Any]:
-        converted = {m: _convert(row[c["column"]], c["kind"]) for m, c in self.columns.items()}
-        for m, arr in converted.items():
-            if self.columns[m]["kind"] in ("image", "vector") and self._shapes and arr.shape != self._shapes[m]:
-                raise ConfigError(f"data.columns.{m}: a sample has shape {arr.shape}, the first had {self._shapes[m]}")
-        return {**converted, "label": row[self.target_column]}
+            out[split] = ds.map(row, remove_columns=ds.column_names, desc=f"fuselab: {split}")
+        specs = {
+            m: ModalitySpec(m, c["kind"], shapes[m], vocab_size=c.get("vocab_size")) for m, c in self.columns.items()
+        }
+        return PreparedData(datasets.DatasetDict(out), specs, TargetSpec(self.target_kind, int(num_outputs)))

@@ -17,14 +17,36 @@ from typing import Any
 import datasets
 import numpy as np
 
-from fuselab.data.datamodule import PairedDataModule
+from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.files import require_file
-from fuselab.data.specs import ModalitySpec, TaskSpec
+from fuselab.data.specs import ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
-GENRES = ("drama", "comedy", "romance", "thriller", "crime", "action", "adventure", "horror", "documentary",
-          "mystery", "sci-fi", "fantasy", "family", "biography", "war", "history", "animation", "musical", "music",
-          "western", "sport", "short", "film-noir")  # fmt: skip
+GENRES = (
+    "drama",
+    "comedy",
+    "romance",
+    "thriller",
+    "crime",
+    "action",
+    "adventure",
+    "horror",
+    "documentary",
+    "mystery",
+    "sci-fi",
+    "fantasy",
+    "family",
+    "biography",
+    "war",
+    "history",
+    "animation",
+    "musical",
+    "music",
+    "western",
+    "sport",
+    "short",
+    "film-noir",
+)
 FIX = "Set data.path (or export FUSELAB_MMIMDB) to MultiBench's multimodal_imdb.hdf5."
 CHUNK = 2048
 
@@ -32,10 +54,15 @@ CHUNK = 2048
 class MMIMDbDataModule(PairedDataModule):
     name = "mmimdb"
 
-    def __init__(self, path: str, image_source: str = "vgg", split_ends: tuple[int, int, int] = (15552, 18160, 25959),
-                 **loader_kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str,
+        image_source: str = "vgg",
+        split_ends: tuple[int, int, int] = (15552, 18160, 25959),
+        **loader_kwargs: Any,
+    ) -> None:
         if image_source not in ("vgg", "images"):
-            raise ValueError(f"data.image_source={image_source!r} is not one of ['vgg', 'images']")
+            raise ConfigError(f"data.image_source={image_source!r} is not one of ['vgg', 'images']")
         if not path:
             raise ConfigError(f"data.path is not set. {FIX}")
         self.path = Path(path).expanduser().resolve()
@@ -43,32 +70,23 @@ class MMIMDbDataModule(PairedDataModule):
         self.split_ends = tuple(int(v) for v in split_ends)
         if not 0 < self.split_ends[0] < self.split_ends[1] < self.split_ends[2]:
             raise ConfigError(f"data.split_ends={list(split_ends)} must be increasing [train_end, val_end, test_end]")
-        self._image_shape: tuple[int, ...] | None = None
         super().__init__(**loader_kwargs)
 
     def modality_names(self) -> list[str]:
         return ["text", "image"]
 
-    def available_modalities(self) -> dict[str, ModalitySpec]:
-        if self.image_source == "vgg":
-            image = ModalitySpec("image", "vector", (4096,))
-        else:
-            if self._image_shape is None:
-                if not self.is_prepared():
-                    self.prepare_data()
-                self._image_shape = tuple(self.prepared_marker()["specs"]["image"]["shape"])
-            image = ModalitySpec("image", "image", self._image_shape)
-        return {"text": ModalitySpec("text", "vector", (300,)), "image": image}
-
-    def task_spec(self) -> TaskSpec:
-        return TaskSpec("multilabel", 23, GENRES)
-
     def fingerprint(self) -> dict[str, Any]:
         p = require_file(self.path, "data=mmimdb", FIX)
-        return {"version": 1, "path": str(p), "size": p.stat().st_size, "mtime": int(p.stat().st_mtime),
-                "image_source": self.image_source, "split_ends": list(self.split_ends)}  # fmt: skip
+        return {
+            "version": 1,
+            "path": str(p),
+            "size": p.stat().st_size,
+            "mtime": int(p.stat().st_mtime),
+            "image_source": self.image_source,
+            "split_ends": list(self.split_ends),
+        }
 
-    def build(self) -> datasets.DatasetDict:
+    def build(self) -> PreparedData:
         import h5py
 
         path = require_file(self.path, "data=mmimdb", FIX)
@@ -82,7 +100,9 @@ class MMIMDbDataModule(PairedDataModule):
             if missing:
                 raise ConfigError(f"data=mmimdb: {path} has no dataset(s) {missing}; it has {sorted(f.keys())}")
             text, image, genres = f["features"], f[image_key], f["genres"]
-            expect = {"features": (300,), "genres": (23,)} | ({"vgg_features": (4096,)} if image_key == "vgg_features" else {})
+            expect = {"features": (300,), "genres": (23,)} | (
+                {"vgg_features": (4096,)} if image_key == "vgg_features" else {}
+            )
             for key, tail in expect.items():
                 if f[key].shape[1:] != tail:
                     raise ConfigError(f"data=mmimdb: {path}:{key} has shape {f[key].shape}, expected (N, {tail[0]})")
@@ -90,17 +110,32 @@ class MMIMDbDataModule(PairedDataModule):
                 raise ConfigError(f"data=mmimdb: {path}:images has shape {image.shape}, expected (N, C, H, W)")
             n = min(len(text), len(image), len(genres))
             if n < self.split_ends[2]:
-                raise ConfigError(f"data=mmimdb: {path} has {n} samples, the splits need {self.split_ends[2]} "
-                                  "(set data.split_ends for a smaller file)")  # fmt: skip
-            self._image_shape = tuple(image.shape[1:]) if image_key == "images" else None
-            img_feature = (datasets.Sequence(datasets.Value("float32"), length=4096) if image_key == "vgg_features"
-                           else datasets.Array3D(shape=tuple(image.shape[1:]), dtype="float32"))  # fmt: skip
-            features = datasets.Features({
-                "text": datasets.Sequence(datasets.Value("float32"), length=300), "image": img_feature,
-                "label": datasets.Sequence(datasets.Value("float32"), length=23),
-            })  # fmt: skip
-            bounds = {"train": (0, self.split_ends[0]), "val": (self.split_ends[0], self.split_ends[1]),
-                      "test": (self.split_ends[1], self.split_ends[2])}  # fmt: skip
+                raise ConfigError(
+                    f"data=mmimdb: {path} has {n} samples, the splits need {self.split_ends[2]} "
+                    "(set data.split_ends for a smaller file)"
+                )
+            image_spec = (
+                ModalitySpec("image", "vector", (4096,))
+                if image_key == "vgg_features"
+                else ModalitySpec("image", "image", tuple(image.shape[1:]))
+            )
+            img_feature = (
+                datasets.Sequence(datasets.Value("float32"), length=4096)
+                if image_key == "vgg_features"
+                else datasets.Array3D(shape=tuple(image.shape[1:]), dtype="float32")
+            )
+            features = datasets.Features(
+                {
+                    "text": datasets.Sequence(datasets.Value("float32"), length=300),
+                    "image": img_feature,
+                    "label": datasets.Sequence(datasets.Value("float32"), length=23),
+                }
+            )
+            bounds = {
+                "train": (0, self.split_ends[0]),
+                "val": (self.split_ends[0], self.split_ends[1]),
+                "test": (self.split_ends[1], self.split_ends[2]),
+            }
             out = {}
             for split, (lo, hi) in bounds.items():
                 chunks = []
@@ -109,8 +144,16 @@ class MMIMDbDataModule(PairedDataModule):
                     img = np.asarray(image[sl], dtype=np.float32)
                     if image_key == "images":
                         img = img / 255.0
-                    chunks.append(datasets.Dataset.from_dict(
-                        {"text": np.asarray(text[sl], dtype=np.float32), "image": img,
-                         "label": np.asarray(genres[sl], dtype=np.float32)}, features=features))  # fmt: skip
+                    chunks.append(
+                        datasets.Dataset.from_dict(
+                            {
+                                "text": np.asarray(text[sl], dtype=np.float32),
+                                "image": img,
+                                "label": np.asarray(genres[sl], dtype=np.float32),
+                            },
+                            features=features,
+                        )
+                    )
                 out[split] = datasets.concatenate_datasets(chunks)
-        return datasets.DatasetDict(out)
+        specs = {"text": ModalitySpec("text", "vector", (300,)), "image": image_spec}
+        return PreparedData(datasets.DatasetDict(out), specs, TargetSpec("multilabel", 23, GENRES))

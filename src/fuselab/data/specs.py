@@ -1,8 +1,9 @@
 """The data contract shared by every datamodule and every model.
 
-A datamodule describes what it yields with one :class:`ModalitySpec` per modality and one
-:class:`TaskSpec`; models are built from these specs alone, never from dimensions typed into
-configs. A batch is a dict::
+A datamodule describes what it yields with :meth:`PairedDataModule.describe`: a
+:class:`DataDescription` holding one :class:`ModalitySpec` per selected modality, the
+:class:`TargetSpec` (what is predicted) and whether the sequences are aligned. Models are built
+from that description alone, never from dimensions typed into configs. A batch is a dict::
 
     {"inputs": {name: ModalityBatch(x, lengths, present)}, "target": Tensor}
 
@@ -19,7 +20,7 @@ from typing import Any, NamedTuple
 import torch
 
 MODALITY_KINDS = ("sequence", "tokens", "image", "vector")
-TASK_KINDS = ("multiclass", "multilabel", "regression")
+TARGET_KINDS = ("multiclass", "multilabel", "regression")
 TEMPORAL_KINDS = ("sequence", "tokens")
 
 
@@ -54,13 +55,6 @@ class ModalitySpec:
     def is_temporal(self) -> bool:
         return self.kind in TEMPORAL_KINDS
 
-    @property
-    def feature_dim(self) -> int | None:
-        """Per-step feature size of a sequence, or the size of a vector; None otherwise."""
-        if self.kind in ("sequence", "vector"):
-            return int(self.shape[-1])  # type: ignore[arg-type]
-        return None
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["shape"] = list(self.shape)
@@ -72,7 +66,7 @@ class ModalitySpec:
 
 
 @dataclass(frozen=True)
-class TaskSpec:
+class TargetSpec:
     """What is predicted: ``multiclass`` (num_outputs classes), ``multilabel`` (num_outputs
     labels) or ``regression`` (num_outputs values)."""
 
@@ -83,19 +77,53 @@ class TaskSpec:
     metric_set: str = "default"
 
     def __post_init__(self) -> None:
-        if self.kind not in TASK_KINDS:
-            raise ValueError(f"task kind {self.kind!r} is not one of {TASK_KINDS}")
+        if self.kind not in TARGET_KINDS:
+            raise ValueError(f"target kind {self.kind!r} is not one of {TARGET_KINDS}")
         if self.num_outputs < 1:
-            raise ValueError(f"task needs num_outputs >= 1, got {self.num_outputs}")
+            raise ValueError(f"a target needs num_outputs >= 1, got {self.num_outputs}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "num_outputs": self.num_outputs, "class_names": list(self.class_names),
-                "metric_set": self.metric_set}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "num_outputs": self.num_outputs,
+            "class_names": list(self.class_names),
+            "metric_set": self.metric_set,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TaskSpec:
-        return cls(kind=d["kind"], num_outputs=int(d["num_outputs"]), class_names=tuple(d.get("class_names", ())),
-                   metric_set=d.get("metric_set", "default"))  # fmt: skip
+    def from_dict(cls, d: dict[str, Any]) -> TargetSpec:
+        return cls(
+            kind=d["kind"],
+            num_outputs=int(d["num_outputs"]),
+            class_names=tuple(d.get("class_names", ())),
+            metric_set=d.get("metric_set", "default"),
+        )
+
+
+@dataclass(frozen=True)
+class DataDescription:
+    """Everything a model is built from: the selected modalities (in order), the target, and
+    whether every sequence modality shares its per-sample lengths (``aligned``: early fusion
+    may concatenate their steps)."""
+
+    modalities: dict[str, ModalitySpec]
+    target: TargetSpec
+    aligned: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "modalities": {m: s.to_dict() for m, s in self.modalities.items()},
+            "target": self.target.to_dict(),
+            "aligned": self.aligned,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataDescription:
+        return cls(
+            {m: ModalitySpec.from_dict(s) for m, s in d["modalities"].items()},
+            TargetSpec.from_dict(d["target"]),
+            bool(d.get("aligned", False)),
+        )
 
 
 class ModalityBatch(NamedTuple):
@@ -104,6 +132,3 @@ class ModalityBatch(NamedTuple):
     x: torch.Tensor
     lengths: torch.Tensor | None
     present: torch.Tensor
-
-
-Batch = dict[str, Any]

@@ -32,8 +32,9 @@ from typing import Any
 import datasets
 import numpy as np
 
-from fuselab.data.datamodule import PairedDataModule
-from fuselab.data.specs import ModalitySpec, TaskSpec
+from fuselab.data.datamodule import PairedDataModule, PreparedData
+from fuselab.data.specs import ModalitySpec, TargetSpec
+from fuselab.errors import ConfigError
 
 INTERACTIONS = ("unique", "redundant", "synergy", "temporal")
 _SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
@@ -65,47 +66,49 @@ class SyntheticDataModule(PairedDataModule):
         **loader_kwargs: Any,
     ) -> None:
         if interaction not in INTERACTIONS:
-            raise ValueError(f"data.interaction={interaction!r} is not one of {list(INTERACTIONS)}")
+            raise ConfigError(f"data.interaction={interaction!r} is not one of {list(INTERACTIONS)}")
         if informative not in MODALITIES:
-            raise ValueError(f"data.informative={informative!r} is not one of {list(MODALITIES)}")
+            raise ConfigError(f"data.informative={informative!r} is not one of {list(MODALITIES)}")
         if num_classes < 2:
-            raise ValueError(f"data.num_classes must be >= 2, got {num_classes}")
+            raise ConfigError(f"data.num_classes must be >= 2, got {num_classes}")
         if vocab_size < num_classes + 2:
-            raise ValueError(f"data.vocab_size must be >= num_classes + 2 = {num_classes + 2}, got {vocab_size}")
+            raise ConfigError(f"data.vocab_size must be >= num_classes + 2 = {num_classes + 2}, got {vocab_size}")
         lo, hi = (int(v) for v in seq_len)
         need = max(events + distractors, 2 * num_classes if interaction == "temporal" else 0)
         if not 1 <= lo <= hi or lo < need:
-            raise ValueError(f"data.seq_len={list(seq_len)} must be [min, max] with min >= {need} (the events)")
+            raise ConfigError(f"data.seq_len={list(seq_len)} must be [min, max] with min >= {need} (the events)")
         tlo, thi = (int(v) for v in token_len)
         if not aligned and (not 1 <= tlo <= thi or tlo < events + distractors):
-            raise ValueError(f"data.token_len={list(token_len)} must be [min, max] with min >= {events + distractors}")
+            raise ConfigError(f"data.token_len={list(token_len)} must be [min, max] with min >= {events + distractors}")
         self.params = dict(
-            interaction=interaction, informative=informative, num_classes=int(num_classes),
-            train_size=int(train_size), val_size=int(val_size), test_size=int(test_size),
-            seq_len=[lo, hi], token_len=[tlo, thi], aligned=bool(aligned), signal_dim=int(signal_dim),
-            vocab_size=int(vocab_size), image_size=int(image_size), events=int(events),
-            distractors=int(distractors), noise=float(noise), token_noise=float(token_noise), seed=int(seed),
-        )  # fmt: skip
-        self.aligned = bool(aligned)
+            interaction=interaction,
+            informative=informative,
+            num_classes=int(num_classes),
+            train_size=int(train_size),
+            val_size=int(val_size),
+            test_size=int(test_size),
+            seq_len=[lo, hi],
+            token_len=[tlo, thi],
+            aligned=bool(aligned),
+            signal_dim=int(signal_dim),
+            vocab_size=int(vocab_size),
+            image_size=int(image_size),
+            events=int(events),
+            distractors=int(distractors),
+            noise=float(noise),
+            token_noise=float(token_noise),
+            seed=int(seed),
+        )
         super().__init__(**loader_kwargs)
 
-    def available_modalities(self) -> dict[str, ModalitySpec]:
-        p = self.params
-        return {
-            "signal": ModalitySpec("signal", "sequence", (None, p["signal_dim"])),
-            "tokens": ModalitySpec("tokens", "tokens", (None,), vocab_size=p["vocab_size"]),
-            "image": ModalitySpec("image", "image", (1, p["image_size"], p["image_size"])),
-        }
-
-    def task_spec(self) -> TaskSpec:
-        k = self.params["num_classes"]
-        return TaskSpec("multiclass", k, tuple(str(i) for i in range(k)))
+    def modality_names(self) -> list[str]:
+        return list(MODALITIES)
 
     def fingerprint(self) -> dict[str, Any]:
         # the generator's own source is part of the key: changing it never reuses a stale cache
         return {"generator": _SOURCE_HASH, **self.params}
 
-    def build(self) -> datasets.DatasetDict:
+    def build(self) -> PreparedData:
         p = self.params
         rng = np.random.default_rng(p["seed"])
         protos = _prototypes(rng, p)
@@ -121,7 +124,14 @@ class SyntheticDataModule(PairedDataModule):
         for split in ("train", "val", "test"):
             columns = generate(rng, p[f"{split}_size"], p, protos)
             out[split] = datasets.Dataset.from_dict(columns, features=features)
-        return datasets.DatasetDict(out)
+        k = p["num_classes"]
+        specs = {
+            "signal": ModalitySpec("signal", "sequence", (None, p["signal_dim"])),
+            "tokens": ModalitySpec("tokens", "tokens", (None,), vocab_size=p["vocab_size"]),
+            "image": ModalitySpec("image", "image", (1, p["image_size"], p["image_size"])),
+        }
+        target = TargetSpec("multiclass", k, tuple(str(i) for i in range(k)))
+        return PreparedData(datasets.DatasetDict(out), specs, target, aligned=p["aligned"])
 
 
 def _prototypes(rng: np.random.Generator, p: dict[str, Any]) -> dict[str, np.ndarray]:

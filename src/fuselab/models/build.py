@@ -8,18 +8,19 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from fuselab.data.specs import ModalitySpec, TaskSpec
+from fuselab.data.specs import DataDescription
 from fuselab.models.fusion.base import FusionContext
 
 
-def build_model(
-    cfg: DictConfig, modalities: dict[str, ModalitySpec], task: TaskSpec, aligned: bool = False
-) -> nn.Module:
-    """``cfg`` needs the groups ``fusion``, ``rnn`` and ``model`` (encoders, head)."""
+def build_model(cfg: DictConfig, data: DataDescription) -> nn.Module:
+    """The fusion model of the config groups ``fusion``, ``rnn`` and ``model`` (encoders, head),
+    sized from the data's description (never from dimensions typed into configs)."""
     rnn = instantiate(cfg.rnn)
     encoders = instantiate(cfg.model.encoders, rnn=rnn)
     head = instantiate(cfg.model.head)
-    ctx = FusionContext(modalities=dict(modalities), task=task, encoders=encoders, head=head, aligned=aligned)
+    ctx = FusionContext(
+        modalities=dict(data.modalities), target=data.target, encoders=encoders, head=head, aligned=data.aligned
+    )
     kwargs: dict[str, Any] = OmegaConf.to_container(cfg.fusion, resolve=True)  # type: ignore[assignment]
     fusion_cls = get_class(kwargs.pop("_target_"))
     return fusion_cls(ctx, **kwargs)

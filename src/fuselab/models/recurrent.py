@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from fuselab.names import POOLINGS
+from fuselab.config.choices import POOLINGS
+from fuselab.errors import ConfigError
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -45,11 +46,11 @@ class RecurrentEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if cell not in CELLS:
-            raise ValueError(f"rnn.cell={cell!r} is not one of {list(CELLS)} (choose with rnn=rnn|lstm|gru)")
+            raise ConfigError(f"rnn.cell={cell!r} is not one of {list(CELLS)} (choose with rnn=rnn|lstm|gru)")
         if pooling not in POOLINGS:
-            raise ValueError(f"rnn.pooling={pooling!r} is not one of {list(POOLINGS)}")
+            raise ConfigError(f"rnn.pooling={pooling!r} is not one of {list(POOLINGS)}")
         if hidden_size < 1 or num_layers < 1:
-            raise ValueError(f"rnn.hidden_size and rnn.num_layers must be >= 1, got {hidden_size}, {num_layers}")
+            raise ConfigError(f"rnn.hidden_size and rnn.num_layers must be >= 1, got {hidden_size}, {num_layers}")
         kwargs = {"nonlinearity": "tanh"} if cell == "rnn" else {}
         self.cell = cell
         self.rnn = CELLS[cell](

@@ -9,7 +9,7 @@ from typing import TypedDict
 import torch
 from torch import nn
 
-from fuselab.data.specs import ModalitySpec, TaskSpec
+from fuselab.data.specs import ModalitySpec, TargetSpec
 from fuselab.models.encoders import EncoderFactory
 
 HeadFactory = Callable[..., nn.Module]  # partial(MLPHead, ...)(in_dim=..., out_dim=...)
@@ -17,10 +17,11 @@ HeadFactory = Callable[..., nn.Module]  # partial(MLPHead, ...)(in_dim=..., out_
 
 @dataclass
 class FusionContext:
-    """Everything a fusion level needs, taken from the datamodule and the config groups."""
+    """Everything a fusion level needs: the data's description (modalities, target, alignment)
+    and the factories of the config groups (``model.encoders``, ``model.head``)."""
 
     modalities: dict[str, ModalitySpec]
-    task: TaskSpec
+    target: TargetSpec
     encoders: EncoderFactory
     head: HeadFactory
     aligned: bool = False
@@ -39,9 +40,11 @@ class FusionContext:
 
 
 class FusionOutput(TypedDict, total=False):
+    """What every fusion level's ``forward(inputs)`` returns."""
+
     logits: torch.Tensor  # (B, num_outputs)
-    aux_logits: dict[str, torch.Tensor]  # per-modality (B, num_outputs), late and hybrid
-    weights: torch.Tensor  # (B, M) fusion weights over modalities, when the operator has them
+    aux_logits: dict[str, torch.Tensor]  # {modality: (B, num_outputs)}: the unimodal heads of late and hybrid
+    weights: dict[str, torch.Tensor]  # {modality: (B,)} fusion weights, when the operator or combiner has them
 
 
 def present_matrix(inputs: dict, names: list[str], dtype: torch.dtype) -> torch.Tensor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fuselab.errors import ConfigError
 from fuselab.models.fusion.base import FusionContext, FusionOutput
 
 MODES = ("init", "add", "both")
@@ -18,24 +19,27 @@ class ConditionedFusion(nn.Module):
     other static modality (and of the conditioning one with ``include_condition``). An absent
     conditioning modality leaves the recurrence unconditioned (h0 = 0, nothing added)."""
 
-    def __init__(self, ctx: FusionContext, mode: str = "init", condition: str | None = None,
-                 include_condition: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, ctx: FusionContext, mode: str = "init", condition: str | None = None, include_condition: bool = False
+    ) -> None:
         super().__init__()
         if mode not in MODES:
-            raise ValueError(f"fusion.mode={mode!r} is not one of {list(MODES)}")
+            raise ConfigError(f"fusion.mode={mode!r} is not one of {list(MODES)}")
         if not ctx.static:
-            raise ValueError(
+            raise ConfigError(
                 f"fusion=conditioned needs a static modality (image or vector) to condition on; "
                 f"data.modalities={ctx.names} has none. Add one, or use fusion=feature."
             )
         if not ctx.temporal:
-            raise ValueError(
+            raise ConfigError(
                 f"fusion=conditioned needs a sequence or tokens modality to condition; data.modalities={ctx.names} "
                 "has none. Use fusion=feature."
             )
         condition = condition or ctx.static[0]
         if condition not in ctx.static:
-            raise ValueError(f"fusion.condition={condition!r} is not a static modality of this run; pick one of {ctx.static}")
+            raise ConfigError(
+                f"fusion.condition={condition!r} is not a static modality of this run; pick one of {ctx.static}"
+            )
         self.mode, self.condition, self.include_condition = mode, condition, include_condition
         self.temporal = ctx.temporal
         self.others = [m for m in ctx.static if m != condition]
@@ -49,9 +53,11 @@ class ConditionedFusion(nn.Module):
         self.to_step = nn.ModuleDict(
             {m: nn.Linear(c_dim, e.steps.out_dim) for m, e in self.seq_encoders.items()} if mode != "init" else {}
         )
-        width = sum(e.out_dim for e in self.seq_encoders.values()) + sum(e.out_dim for e in self.other_encoders.values())
+        width = sum(e.out_dim for e in self.seq_encoders.values()) + sum(
+            e.out_dim for e in self.other_encoders.values()
+        )
         width += c_dim if include_condition else 0
-        self.head = ctx.head(in_dim=width, out_dim=ctx.task.num_outputs)
+        self.head = ctx.head(in_dim=width, out_dim=ctx.target.num_outputs)
 
     def forward(self, inputs: dict) -> FusionOutput:
         cond = inputs[self.condition]

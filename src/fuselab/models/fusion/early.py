@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fuselab.errors import ConfigError
 from fuselab.models.fusion.base import FusionContext, FusionOutput
 
 ALIGNS = ("none", "resample")
@@ -31,14 +32,14 @@ class EarlyFusion(nn.Module):
     def __init__(self, ctx: FusionContext, align: str = "none") -> None:
         super().__init__()
         if align not in ALIGNS:
-            raise ValueError(f"fusion.align={align!r} is not one of {list(ALIGNS)}")
+            raise ConfigError(f"fusion.align={align!r} is not one of {list(ALIGNS)}")
         if not ctx.temporal:
-            raise ValueError(
+            raise ConfigError(
                 f"fusion=early needs at least one sequence or tokens modality; data.modalities={ctx.names} "
                 "has none. Use fusion=feature or fusion=late for static modalities."
             )
         if align == "none" and len(ctx.temporal) > 1 and not ctx.aligned:
-            raise ValueError(
+            raise ConfigError(
                 f"fusion=early concatenates time steps, but the sequences {ctx.temporal} are not aligned. "
                 "Set fusion.align=resample to resample them onto one time axis, or use aligned data "
                 "(e.g. data.aligned=true for synthetic)."
@@ -49,7 +50,7 @@ class EarlyFusion(nn.Module):
         self.static_encoders = nn.ModuleDict({m: ctx.encoders(ctx.modalities[m]) for m in self.static})
         width = sum(s.out_dim for s in self.steps.values()) + sum(e.out_dim for e in self.static_encoders.values())
         self.rnn = ctx.encoders.rnn(input_dim=width)
-        self.head = ctx.head(in_dim=self.rnn.out_dim, out_dim=ctx.task.num_outputs)
+        self.head = ctx.head(in_dim=self.rnn.out_dim, out_dim=ctx.target.num_outputs)
 
     def forward(self, inputs: dict) -> FusionOutput:
         ref = inputs[self.temporal[0]]
@@ -60,7 +61,7 @@ class EarlyFusion(nn.Module):
             f = self.steps[m](mb.x)
             if mb.x.shape[1] != total or not torch.equal(mb.lengths, lengths):
                 if self.align == "none":
-                    raise ValueError(
+                    raise ConfigError(
                         f"fusion=early: modality {m!r} is not aligned with {self.temporal[0]!r} in this batch "
                         "(different lengths). Set fusion.align=resample."
                     )

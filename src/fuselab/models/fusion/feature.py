@@ -14,8 +14,9 @@ class FusedEncoders(nn.Module):
     """The shared part of feature and hybrid fusion: encoders, then the operator.
     forward -> (fused (B, out_dim), per-modality vectors, per-modality weights or None)."""
 
-    def __init__(self, ctx: FusionContext, operator: str, fused_dim: int, tensor_dim: int, rank: int,
-                 max_tensor_size: int) -> None:  # fmt: skip
+    def __init__(
+        self, ctx: FusionContext, operator: str, fused_dim: int, tensor_dim: int, rank: int, max_tensor_size: int
+    ) -> None:
         super().__init__()
         self.names = ctx.names
         self.encoders = nn.ModuleDict({m: ctx.encoders(spec) for m, spec in ctx.modalities.items()})
@@ -37,11 +38,18 @@ class FeatureFusion(nn.Module):
     ``fused_dim`` is the output size of sum/attention/gated/lowrank, ``tensor_dim`` the size each
     modality is projected to before the tensor product, ``rank`` the rank of lowrank."""
 
-    def __init__(self, ctx: FusionContext, operator: str = "concat", fused_dim: int = 64, tensor_dim: int = 16,
-                 rank: int = 4, max_tensor_size: int = 100_000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ctx: FusionContext,
+        operator: str = "concat",
+        fused_dim: int = 64,
+        tensor_dim: int = 16,
+        rank: int = 4,
+        max_tensor_size: int = 100_000,
+    ) -> None:
         super().__init__()
         self.body = FusedEncoders(ctx, operator, fused_dim, tensor_dim, rank, max_tensor_size)
-        self.head = ctx.head(in_dim=self.body.out_dim, out_dim=ctx.task.num_outputs)
+        self.head = ctx.head(in_dim=self.body.out_dim, out_dim=ctx.target.num_outputs)
 
     def forward(self, inputs: dict) -> FusionOutput:
         fused, _, weights = self.body(inputs)

@@ -16,15 +16,23 @@ class HybridFusion(nn.Module):
     unimodal experts are combined by ``combine`` (mean | weighted | poe); the fused expert always
     counts as present. Unimodal logits are returned as ``aux_logits``."""
 
-    def __init__(self, ctx: FusionContext, operator: str = "concat", combine: str = "mean", fused_dim: int = 64,
-                 tensor_dim: int = 16, rank: int = 4, max_tensor_size: int = 100_000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ctx: FusionContext,
+        operator: str = "concat",
+        combine: str = "mean",
+        fused_dim: int = 64,
+        tensor_dim: int = 16,
+        rank: int = 4,
+        max_tensor_size: int = 100_000,
+    ) -> None:
         super().__init__()
         self.names = ctx.names
         self.body = FusedEncoders(ctx, operator, fused_dim, tensor_dim, rank, max_tensor_size)
-        out = ctx.task.num_outputs
+        out = ctx.target.num_outputs
         self.fused_head = ctx.head(in_dim=self.body.out_dim, out_dim=out)
         self.heads = nn.ModuleDict({m: ctx.head(in_dim=e.out_dim, out_dim=out) for m, e in self.body.encoders.items()})
-        self.combiner = DecisionCombiner(["fused", *ctx.names], combine, ctx.task)
+        self.combiner = DecisionCombiner(["fused", *ctx.names], combine, ctx.target)
 
     def forward(self, inputs: dict) -> FusionOutput:
         fused, z, weights = self.body(inputs)

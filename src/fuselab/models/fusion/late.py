@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fuselab.data.specs import TaskSpec
+from fuselab.data.specs import TargetSpec
+from fuselab.errors import ConfigError
 from fuselab.models.fusion.base import FusionContext, FusionOutput, present_matrix
 
 COMBINERS = ("mean", "weighted", "poe")
@@ -22,15 +23,15 @@ class DecisionCombiner(nn.Module):
               sums logits (the normalised product of Bernoullis); not defined for regression
     """
 
-    def __init__(self, names: list[str], combine: str, task: TaskSpec) -> None:
+    def __init__(self, names: list[str], combine: str, target: TargetSpec) -> None:
         super().__init__()
         if combine not in COMBINERS:
-            raise ValueError(f"fusion.combine={combine!r} is not one of {list(COMBINERS)}")
-        if combine == "poe" and task.kind == "regression":
-            raise ValueError("fusion.combine=poe needs class probabilities; use mean or weighted for regression")
+            raise ConfigError(f"fusion.combine={combine!r} is not one of {list(COMBINERS)}")
+        if combine == "poe" and target.kind == "regression":
+            raise ConfigError("fusion.combine=poe needs class probabilities; use mean or weighted for regression")
         self.names = names
         self.combine = combine
-        self.kind = task.kind
+        self.kind = target.kind
         self.logit_weights = nn.Parameter(torch.zeros(len(names))) if combine == "weighted" else None
         self.last_weights: torch.Tensor | None = None
 
@@ -56,7 +57,7 @@ class UnimodalHeads(nn.Module):
         self.names = ctx.names
         self.encoders = nn.ModuleDict({m: ctx.encoders(spec) for m, spec in ctx.modalities.items()})
         self.heads = nn.ModuleDict(
-            {m: ctx.head(in_dim=e.out_dim, out_dim=ctx.task.num_outputs) for m, e in self.encoders.items()}
+            {m: ctx.head(in_dim=e.out_dim, out_dim=ctx.target.num_outputs) for m, e in self.encoders.items()}
         )
 
     def forward(self, inputs: dict) -> dict[str, torch.Tensor]:
@@ -71,7 +72,7 @@ class LateFusion(nn.Module):
         super().__init__()
         self.names = ctx.names
         self.unimodal = UnimodalHeads(ctx)
-        self.combiner = DecisionCombiner(ctx.names, combine, ctx.task)
+        self.combiner = DecisionCombiner(ctx.names, combine, ctx.target)
 
     def forward(self, inputs: dict) -> FusionOutput:
         per = self.unimodal(inputs)

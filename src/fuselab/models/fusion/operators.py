@@ -15,6 +15,8 @@ import math
 import torch
 from torch import nn
 
+from fuselab.errors import ConfigError
+
 # Operators that are defined for a single modality too (the unimodal baseline of an ablation).
 UNIMODAL_OK = ("concat", "sum")
 
@@ -113,7 +115,7 @@ class TensorFusion(nn.Module):
         size = (dim + 1) ** len(dims)
         if size > max_size:
             best = int(math.floor(max_size ** (1 / len(dims)))) - 1
-            raise ValueError(
+            raise ConfigError(
                 f"fusion.operator=tensor with {len(dims)} modalities of dim {dim} gives a product of "
                 f"{size:,} features, over fusion.max_tensor_size={max_size:,}. Set fusion.tensor_dim<={best}, "
                 "use fusion.operator=lowrank, or raise fusion.max_tensor_size."
@@ -138,9 +140,7 @@ class LowRankFusion(nn.Module):
     def __init__(self, dims: dict[str, int], dim: int = 64, rank: int = 4) -> None:
         super().__init__()
         self.names = list(dims)
-        self.factors = nn.ParameterDict(
-            {m: nn.Parameter(torch.empty(rank, d + 1, dim)) for m, d in dims.items()}
-        )
+        self.factors = nn.ParameterDict({m: nn.Parameter(torch.empty(rank, d + 1, dim)) for m, d in dims.items()})
         self.rank_weights = nn.Parameter(torch.empty(1, rank))
         self.bias = nn.Parameter(torch.zeros(1, dim))
         for f in self.factors.values():
@@ -172,9 +172,9 @@ def build_operator(
     name: str, dims: dict[str, int], dim: int, tensor_dim: int = 16, rank: int = 4, max_tensor_size: int = 100_000
 ) -> nn.Module:
     if name not in OPERATORS:
-        raise ValueError(f"fusion.operator={name!r} is not one of {list(OPERATORS)}")
+        raise ConfigError(f"fusion.operator={name!r} is not one of {list(OPERATORS)}")
     if len(dims) < 2 and name not in UNIMODAL_OK:
-        raise ValueError(
+        raise ConfigError(
             f"fusion.operator={name} combines several modalities, but data.modalities has only {list(dims)}. "
             f"Use fusion.operator=concat for a unimodal baseline, or select more modalities."
         )

@@ -1,0 +1,64 @@
+"""What the console scripts share: the one-line error for a user's mistake, the final table."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from fuselab.errors import user_error
+from fuselab.runs.context import hydra_context
+
+log = logging.getLogger("fuselab")
+console = Console()
+errors = Console(stderr=True)
+
+
+def print_error(prog: str, message: object) -> None:
+    """``prog: error: message`` on stderr; square brackets in the message are printed as written."""
+    errors.print(f"{prog}: error: {message}", markup=False, highlight=False, soft_wrap=True, style="bold red")
+
+
+def run_guarded(fn: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig, prog: str) -> dict[str, Any] | None:
+    """Run ``fn``. A user's mistake (:class:`~fuselab.errors.ConfigError`) exits with a one-line
+    message on stderr (code 2); any other exception is a bug and keeps its traceback. In a
+    multirun a failed job is recorded (its summary.json says failed) and the sweep goes on."""
+    multirun = hydra_context()["multirun"]
+    try:
+        return fn(cfg)
+    except Exception as exc:
+        err = user_error(exc)
+        if err is not None:
+            print_error(prog, err)
+            if multirun:
+                return None
+            sys.exit(2)
+        if multirun:
+            log.exception("job failed; the sweep goes on (see its summary.json)")
+            return None
+        raise
+
+
+def report_metrics(summary: dict[str, Any]) -> None:
+    if summary.get("skipped"):
+        console.print(f"skipped: completed earlier in {summary.get('run_dir')}", markup=False, soft_wrap=True)
+        return
+    table = Table(title=f"fuselab: {summary.get('status')} in {summary.get('wall_time_s', 0):.1f}s")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in sorted((summary.get("metrics") or {}).items()):
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    console.print(table)
+    console.print(f"outputs:  {summary.get('run_dir')}", markup=False, highlight=False, soft_wrap=True)
+    best = summary.get("best_checkpoint")
+    if best and Path(best).exists():
+        console.print(f"best checkpoint: {best}", markup=False, highlight=False, soft_wrap=True)
+    run_dir = Path(str(summary.get("run_dir", ".")))
+    if any(run_dir.glob("wandb/offline-run-*")):
+        console.print(f"upload to wandb:  wandb sync {run_dir}/wandb/offline-run-*", markup=False, soft_wrap=True)

@@ -1,0 +1,132 @@
+"""Batches gathered straight from a prepared split's memory-mapped Arrow record batches.
+
+``datasets`` formats rows one by one; for fuselab's columns (sequences, token lists, fixed-size
+arrays) reading the record batches directly is about ten times faster. This path relies on two
+attributes that ``datasets`` does not document (``Dataset._indices`` and ``Dataset.data.table``):
+:func:`fast_path_available` checks them, and when they are missing or a layout is unknown the
+split falls back to ``datasets``' own row formatting and says so once in the log.
+``tests/data/test_arrow.py`` fails loudly if a new ``datasets`` release removes them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+from torch.utils.data import Dataset
+
+from fuselab.data.specs import ModalitySpec
+
+log = logging.getLogger(__name__)
+
+Chunks = tuple[list[pa.RecordBatch], np.ndarray]
+_warned: set[str] = set()
+
+
+def _fall_back(reason: str) -> None:
+    if reason not in _warned:
+        _warned.add(reason)
+        log.warning("fast Arrow batch reading is off (%s); batches come from datasets' row formatting", reason)
+
+
+def fast_path_available(ds: datasets.Dataset) -> bool:
+    """True when ``ds`` exposes the private attributes the fast path reads and holds no
+    index mapping (a ``select``/``shuffle`` view must go through ``datasets``)."""
+    if not hasattr(ds, "_indices") or not hasattr(getattr(ds, "data", None), "table"):
+        _fall_back(f"datasets {datasets.__version__} has no Dataset._indices or Dataset.data.table")
+        return False
+    return ds._indices is None
+
+
+def record_batches(ds: datasets.Dataset) -> Chunks:
+    """The memory-mapped record batches of a split (zero-copy) and their first row numbers."""
+    batches = ds.data.table.to_batches()
+    return batches, np.cumsum([0] + [b.num_rows for b in batches])
+
+
+def gather_rows(ds: datasets.Dataset, indices: list[int], chunks: Chunks | None = None) -> pa.Table:
+    """The rows ``indices`` as a small table, in order: each memory-mapped record batch takes
+    its own rows (a Table.take over many chunks of extension arrays would combine the chunks,
+    copying the whole column)."""
+    batches, offsets = chunks or record_batches(ds)
+    idx = np.asarray(indices, dtype=np.int64)
+    chunk = np.searchsorted(offsets, idx, side="right") - 1
+    order = np.argsort(chunk, kind="stable")
+    parts = []
+    for c in np.unique(chunk):
+        rows = idx[order][chunk[order] == c] - offsets[c]
+        parts.append(batches[c].take(pa.array(rows)))
+    gathered = pa.Table.from_batches(parts)
+    return gathered.take(pa.array(np.argsort(order))) if len(parts) > 1 else gathered
+
+
+def _storage(arr: Any) -> Any:
+    return arr.storage if hasattr(arr, "storage") else arr
+
+
+def _flat(arr: Any) -> np.ndarray:
+    while hasattr(arr, "flatten") and hasattr(arr.type, "value_type"):
+        arr = arr.flatten()
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def arrow_columns(
+    ds: datasets.Dataset, indices: list[int], specs: dict[str, ModalitySpec], chunks: Chunks | None = None
+) -> dict[str, Any]:
+    """{column: values} for the rows ``indices``: a list of (T, D) or (T,) arrays for
+    ``sequence``/``tokens`` columns, one stacked (N, *shape) array for image/vector ones, and the
+    target and present columns as (N,) or (N, K) arrays."""
+    table = gather_rows(ds, indices, chunks)
+    n = len(indices)
+    out: dict[str, Any] = {}
+    for name in ds.format["columns"] or table.column_names:
+        arr = _storage(table.column(name).combine_chunks())
+        spec = specs.get(name)
+        kind = spec.kind if spec else None
+        if kind in ("sequence", "tokens"):
+            offsets = arr.offsets.to_numpy()
+            flat = _flat(arr)
+            steps = offsets - offsets[0]
+            per_step = flat.size // max(int(steps[-1]), 1) if steps[-1] else 1
+            flat = flat.reshape(-1, per_step) if kind == "sequence" else flat
+            out[name] = np.split(flat, steps[1:-1])
+        elif hasattr(arr.type, "value_type"):
+            flat = _flat(arr)
+            out[name] = flat.reshape(n, -1) if spec is None else flat.reshape(n, *spec.shape)
+        else:
+            out[name] = arr.to_numpy(zero_copy_only=False)
+    return out
+
+
+class ArrowSplit(Dataset):
+    """A memory-mapped split whose ``__getitems__`` fetches a whole batch in one gather
+    (see the module docstring), falling back to ``datasets`` for layouts it does not know."""
+
+    def __init__(self, table: datasets.Dataset, specs: dict[str, ModalitySpec] | None = None) -> None:
+        self.table = table
+        self.specs = specs or {}
+        self.fast = bool(specs) and fast_path_available(table)
+        self._chunks: Chunks | None = None  # per process, never pickled
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_chunks": None}
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        if self.fast:
+            try:
+                if self._chunks is None:
+                    self._chunks = record_batches(self.table)
+                return arrow_columns(self.table, list(indices), self.specs, self._chunks)
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                _fall_back(f"{type(exc).__name__}: {exc}")
+                self.fast = False
+        return self.table[list(indices)]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.__getitems__([index])

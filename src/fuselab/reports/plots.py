@@ -1,0 +1,57 @@
+"""PNG plots of comparisons (matplotlib, headless): a bar chart per axis, a heatmap of two axes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def bar_chart_png(
+    labels: Sequence[str], means: Sequence[float], stds: Sequence[float], metric: str, axis: str, path: Path
+) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(3.5, 0.9 * len(labels) + 1.5), 3.2))
+    ax.bar(range(len(labels)), means, yerr=np.nan_to_num(stds), capsize=4, color="#4C72B0")
+    ax.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels)) > 8 else 0, ha="right")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by {axis} (mean ± std over the other axes and seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def heatmap_png(
+    rows: Sequence[str], cols: Sequence[str], values: np.ndarray, metric: str, row_axis: str, col_axis: str, path: Path
+) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.8 + 1.1 * len(cols), 1.4 + 0.5 * len(rows)))
+    im = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel(col_axis)
+    ax.set_ylabel(row_axis)
+    finite = values[np.isfinite(values)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if np.isfinite(values[i, j]):
+                color = "black" if values[i, j] > middle else "white"  # readable on viridis
+                ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=8, color=color)
+    fig.colorbar(im, ax=ax, label=metric)
+    ax.set_title(f"{metric}: {row_axis} x {col_axis}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,1 @@
+"""Studies under ``experiments/``: their spec, running them, and their report."""

@@ -1,0 +1,47 @@
+"""The Hydra callback of every multirun (``conf/hydra/default.yaml``): at its start, fixes the
+sweep's directory name for every job (:func:`fuselab.runs.resolvers.sweep_id`); at its end, says
+how many jobs completed or failed, prints the comparison table and the commands that follow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from fuselab.errors import ConfigError
+from fuselab.runs.resolvers import SWEEP_ENV, sweep_id
+from fuselab.runs.sweep import sweep_summaries
+
+
+class SweepReport(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ.pop(SWEEP_ENV, None)
+        os.environ[SWEEP_ENV] = sweep_id(list(config.hydra.overrides.task), config.get("sweep_name"))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from rich.console import Console
+
+        from fuselab.reports.compare import compare_runs, print_table
+
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        summaries = sweep_summaries(sweep_dir)
+        counts: dict[str, int] = {}
+        for s in summaries:
+            counts[s.get("status", "?")] = counts.get(s.get("status", "?"), 0) + 1
+        console = Console()
+        console.print(f"sweep {sweep_dir}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), markup=False)
+        if summaries:
+            try:
+                print_table(compare_runs([sweep_dir]), console)
+            except ConfigError as exc:  # nothing comparable (e.g. every job failed)
+                console.print(f"no comparison: {exc}", markup=False)
+        if any(sweep_dir.glob("*/wandb/offline-run-*")):
+            console.print(
+                f"upload the wandb runs with:  wandb sync {sweep_dir}/*/wandb/offline-run-*",
+                soft_wrap=True,
+                markup=False,
+            )
+        console.print(f"compare again with:  fuselab-compare {sweep_dir}", soft_wrap=True, markup=False)

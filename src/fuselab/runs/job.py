@@ -1,0 +1,165 @@
+"""One job from a composed config, with its bookkeeping: the training job (``fuselab-train``, one
+run or one job of a sweep) and the evaluation job (``fuselab-eval``). Each writes
+``summary.json`` at its start and end.
+
+The flow of a training job, in order:
+
+1. check the config (:func:`fuselab.config.validate.validate_train_config`) and that the run
+   directory can be written, before torch or Lightning load;
+2. in a multirun, skip a job that already completed with the same config, or move an earlier
+   attempt's files to ``attempts/<n>/``;
+3. find the checkpoint to resume from (``resume=auto``, :mod:`fuselab.runs.resume`);
+4. build datamodule, description, :class:`~fuselab.training.module.FusionTask`, loggers,
+   callbacks and trainer (:mod:`fuselab.training.build`);
+5. fit, then validate and test the best checkpoint; write the metrics to ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+# Only light modules at import time: a wrong value must fail before torch and Lightning load.
+from fuselab import __version__
+from fuselab.config.validate import check_precision, to_plain, validate_train_config
+from fuselab.errors import ConfigError
+from fuselab.runs.context import hydra_context, process_rank
+from fuselab.runs.resume import resume_checkpoint
+from fuselab.runs.sweep import archive_previous_attempt, config_hash, previous_outcome
+from fuselab.training.summary import RunSummary
+
+log = logging.getLogger(__name__)
+
+MIN_FREE_MB = 200
+
+
+def check_writable(out_dir: Path) -> None:
+    """Fail before any work if the run directory cannot be written or its disk is (nearly) full."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to the output directory {out_dir} ({exc}); set paths.log_dir=<dir>") from exc
+    free_mb = shutil.disk_usage(out_dir).free / 2**20
+    if free_mb < MIN_FREE_MB:
+        raise ConfigError(
+            f"only {free_mb:.0f} MB free on the disk of {out_dir} (checkpoints need more than {MIN_FREE_MB} MB); "
+            "free some space or set paths.log_dir=<dir on another disk>"
+        )
+
+
+def train_job(cfg: DictConfig) -> dict[str, Any]:
+    """Run one training job from a composed config; returns its summary (also written to
+    summary.json). In a multirun, a job that already completed with the same config is skipped."""
+    validate_train_config(cfg)
+    out_dir = Path(cfg.paths.output_dir)
+    check_writable(out_dir)
+    ctx = hydra_context()
+    chash = config_hash(cfg)
+    is_zero = process_rank() == 0
+    if is_zero and ctx["multirun"] and cfg.get("skip_completed", True):
+        previous = previous_outcome(out_dir, chash)
+        if previous is not None:
+            log.info("skipping %s: %s earlier with the same config", out_dir, previous["status"])
+            return {**previous, "skipped": True}
+        archive_previous_attempt(out_dir)
+    resume = resume_checkpoint(cfg, out_dir, chash)
+    parallel = ctx.pop("parallel_jobs")
+    summary = RunSummary(
+        out_dir, fuselab_version=__version__, config_hash=chash, pid=os.getpid(), host=socket.gethostname(), **ctx
+    )
+    if is_zero:
+        summary.write()
+    try:
+        from fuselab.runs.distributed import isolated_job, split_threads
+
+        with isolated_job():
+            split_threads(parallel)
+            fit_and_test(cfg, ctx, summary, resume)
+    except BaseException as exc:
+        if is_zero:
+            summary.failed(exc)
+        raise
+    if is_zero:
+        summary.completed()
+    return summary.data
+
+
+def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resume: str | None) -> None:
+    """Steps 4 and 5 of the flow: build the run's objects, fit, validate and test the best checkpoint."""
+    import pytorch_lightning as pl
+
+    from fuselab.runs.distributed import resolve_strategy
+    from fuselab.training.build import (
+        build_callbacks,
+        build_datamodule,
+        build_fusion_task,
+        build_trainer,
+        checkpoint_callback,
+        describe_data,
+    )
+    from fuselab.training.callbacks import RankReport
+    from fuselab.training.loggers import build_loggers, finish_loggers
+
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    dm = build_datamodule(cfg.data)
+    data = describe_data(dm)
+    task = build_fusion_task(cfg, data, config=to_plain(cfg))
+    loggers = build_loggers(cfg, ctx["choices"], list(data.modalities), group=ctx["group"])
+    callbacks = build_callbacks(cfg, data, with_logger=bool(loggers))
+    callbacks.append(RankReport(ctx["overrides"], summary.data["config_hash"]))
+    trainer = build_trainer(cfg, callbacks, loggers, strategy=resolve_strategy(cfg.trainer.get("strategy", "auto")))
+
+    if cfg.get("fit", True):
+        summary.update(resumed_from=resume)
+        trainer.fit(task, datamodule=dm, ckpt_path=resume)
+    # Read the checkpoint paths now: validate/test below restore the callback's state
+    # from the best checkpoint, which predates the last one.
+    ckpt = checkpoint_callback(trainer)
+    best = (ckpt.best_model_path or None) if ckpt else None
+    last = (ckpt.last_model_path or None) if ckpt else None
+    monitor = ckpt.monitor if ckpt else None
+    if not cfg.get("fit", True):
+        best = cfg.get("ckpt_path")
+    metrics: dict[str, float] = {}
+    metrics.update(_merge(trainer.validate(task, datamodule=dm, ckpt_path=best, verbose=False)))
+    if cfg.get("test", True):
+        metrics.update(_merge(trainer.test(task, datamodule=dm, ckpt_path=best, verbose=False)))
+    summary.update(
+        metrics=metrics,
+        epochs=trainer.current_epoch,
+        best_checkpoint=best,
+        last_checkpoint=last,
+        monitor=monitor,
+        modalities=list(data.modalities),
+        num_parameters=sum(p.numel() for p in task.parameters()),
+    )
+    finish_loggers(loggers, metrics, monitor)
+
+
+def _merge(results: list[dict[str, float]]) -> dict[str, float]:
+    merged: dict[str, float] = {}
+    for r in results:
+        merged.update({k: float(v) for k, v in r.items()})
+    return merged
+
+
+def eval_job(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.ckpt_path`` (see :mod:`fuselab.training.evaluate`); returns its summary."""
+    check_precision(cfg)
+    out_dir = Path(cfg.paths.output_dir)
+    check_writable(out_dir)
+    summary = RunSummary(out_dir, fuselab_version=__version__, ckpt_path=str(cfg.ckpt_path), **hydra_context())
+    from fuselab.training.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(cfg, out_dir)
+    summary.completed(monitor=None, **result)
+    return summary.data

@@ -1,0 +1,54 @@
+"""``resume=auto``: continue the latest interrupted run of the same config from its last.ckpt
+(model, optimizer, scheduler, loop and RNG state)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from fuselab.runs.context import process_rank
+from fuselab.runs.sweep import ATTEMPTS, alive
+from fuselab.training.summary import SUMMARY, read_summary, write_json
+
+log = logging.getLogger(__name__)
+
+
+def find_resume_checkpoint(out_dir: Path, chash: str) -> tuple[Path, Path] | None:
+    """(last.ckpt, its run directory) of the latest interrupted run with this config: an earlier
+    attempt of this job (sweeps), or a sibling run directory (single runs)."""
+    attempts = out_dir / ATTEMPTS
+    candidates = (
+        sorted(attempts.glob("*"), key=lambda p: int(p.name) if p.name.isdigit() else -1, reverse=True)
+        if attempts.exists()
+        else []
+    )
+    candidates += sorted((p for p in out_dir.parent.iterdir() if p.is_dir() and p != out_dir), reverse=True)
+    for run_dir in candidates:
+        prev = read_summary(run_dir)
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+        if prev is None or not ckpt.exists() or prev.get("config_hash") != chash:
+            continue
+        if prev.get("status") in ("running", "failed") and not alive(prev.get("pid"), prev.get("host")):
+            return ckpt, run_dir
+    return None
+
+
+def resume_checkpoint(cfg: DictConfig, out_dir: Path, chash: str) -> str | None:
+    """The checkpoint training starts from: with ``resume=auto`` the last.ckpt of an interrupted
+    run of the same config (which is then marked ``resumed``), else ``ckpt_path`` (or None)."""
+    if str(cfg.get("resume") or "").lower() != "auto":
+        return cfg.get("ckpt_path")
+    found = find_resume_checkpoint(out_dir, chash)
+    if found is None:
+        log.info("resume=auto: no interrupted run of this config to continue; starting afresh")
+        return cfg.get("ckpt_path")
+    ckpt, run_dir = found
+    log.info("resume=auto: continuing %s from %s", run_dir, ckpt)
+    if process_rank() == 0 and run_dir.parent == out_dir.parent:
+        # the interrupted run points to its continuation (it no longer reads "running")
+        write_json(
+            run_dir / SUMMARY, {**(read_summary(run_dir) or {}), "status": "resumed", "resumed_in": str(out_dir)}
+        )
+    return str(ckpt)

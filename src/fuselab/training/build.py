@@ -1,0 +1,105 @@
+"""Turn a composed config into the objects of one run: datamodule, :class:`FusionTask`,
+callbacks and trainer (loggers: :mod:`fuselab.training.loggers`). Shared by training and
+evaluation.
+
+What a constructor raises as :class:`~fuselab.errors.ConfigError` reaches the user as one line
+naming the part of the config (``data: ...``, ``model: ...``); any other exception is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import Logger
+
+from fuselab.data.datamodule import PairedDataModule
+from fuselab.data.specs import DataDescription
+from fuselab.errors import ConfigError, user_error
+from fuselab.models.build import build_model
+from fuselab.training.metrics import monitor_for
+from fuselab.training.module import FusionTask
+
+T = TypeVar("T")
+
+
+def _config_errors(where: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``; a user's mistake inside it is re-raised naming ``where``."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        err = user_error(exc)
+        if err is None:
+            raise
+        raise ConfigError(f"{where}: {err}") from exc
+
+
+def build_datamodule(data_cfg: DictConfig) -> PairedDataModule:
+    if "_target_" not in data_cfg:
+        raise ConfigError("data has no _target_; choose a dataset with data=<name> (e.g. data=synthetic)")
+    dm = _config_errors("data", instantiate, data_cfg, _convert_="all")
+    if not isinstance(dm, PairedDataModule):
+        raise ConfigError(f"data._target_={data_cfg._target_} is not a fuselab PairedDataModule")
+    return dm
+
+
+def describe_data(dm: PairedDataModule) -> DataDescription:
+    """``dm.describe()`` (which prepares the dataset once), with its user errors named ``data``."""
+    return _config_errors("data", dm.describe)
+
+
+def build_fusion_task(cfg: DictConfig, data: DataDescription, config: dict[str, Any] | None = None) -> FusionTask:
+    """The model of ``cfg.fusion``/``cfg.rnn``/``cfg.model`` for ``data``, wrapped in the training loop."""
+    model = _config_errors("model", build_model, cfg, data)
+    m = cfg.model
+    scheduler = instantiate(m.scheduler) if m.get("scheduler") and "_target_" in m.scheduler else None
+    return _config_errors(
+        "model",
+        FusionTask,
+        model=model,
+        data=data,
+        optimizer=instantiate(m.optimizer),
+        scheduler=scheduler,
+        label_smoothing=float(m.loss.label_smoothing),
+        regression_loss=str(m.loss.regression),
+        aux_weight=float(m.loss.aux_weight),
+        modality_dropout=float(m.modality_dropout),
+        config=config,
+    )
+
+
+def build_callbacks(cfg: DictConfig, data: DataDescription, with_logger: bool) -> list[Callback]:
+    """The callbacks of ``cfg.callbacks``; ``monitor: auto``/``mode: auto`` become the target's
+    monitored metric (see :func:`~fuselab.training.metrics.monitor_for`)."""
+    monitor, mode = monitor_for(data.target)
+    callbacks: list[Callback] = []
+    for cb_cfg in (cfg.get("callbacks") or {}).values():
+        if cb_cfg is None or "_target_" not in cb_cfg:
+            continue
+        plain = OmegaConf.to_container(cb_cfg, resolve=True)
+        if plain.get("monitor") == "auto":
+            plain["monitor"] = monitor
+        if plain.get("mode") == "auto":
+            plain["mode"] = mode
+        cb = instantiate(plain)
+        if isinstance(cb, LearningRateMonitor) and not with_logger:
+            continue  # it raises without a logger
+        callbacks.append(cb)
+    return callbacks
+
+
+def build_trainer(
+    cfg: DictConfig, callbacks: list[Callback], loggers: list[Logger], strategy: Any = None
+) -> pl.Trainer:
+    """``cfg.trainer``; ``strategy`` replaces its strategy when given (DDP inside a multirun)."""
+    extra = {"strategy": strategy} if strategy is not None else {}
+    return _config_errors("trainer", instantiate, cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
+
+
+def checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:
+    return trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None

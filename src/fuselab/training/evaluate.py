@@ -1,0 +1,100 @@
+"""Evaluation of a checkpoint (``fuselab-eval``): the run's config and data description are read
+from the checkpoint (loaded with ``weights_only=True``), the model is rebuilt and tested, with
+modalities marked absent (``drop``) and, on request, the robustness protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from fuselab.data.specs import DataDescription
+from fuselab.errors import ConfigError
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A fuselab checkpoint as plain tensors and primitives; a clear error for anything else."""
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"ckpt_path={path} is a directory; pass a file such as {path}/checkpoints/best.ckpt")
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={path} does not exist; pass the best.ckpt of a run (see its summary.json)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise ConfigError(f"ckpt_path={path} is not a readable checkpoint (truncated or corrupt?): {exc}") from exc
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not hp or "config" not in hp or "state_dict" not in ckpt:
+        raise ConfigError(f"ckpt_path={path} is not a fuselab checkpoint (no stored run config)")
+    if "data" not in hp:
+        raise ConfigError(
+            f"ckpt_path={path} was written by fuselab < 0.2 (no stored data description); "
+            "evaluate it with that version or train again"
+        )
+    return ckpt
+
+
+def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Test (or validate, ``split=val``) the checkpoint ``cfg.ckpt_path``. Returns ``metrics``,
+    ``split``, ``dropped`` and, with ``robustness.enabled``, ``robustness``."""
+    from hydra.utils import instantiate
+
+    from fuselab.training.build import build_datamodule, build_fusion_task, describe_data
+
+    split = str(cfg.get("split", "test"))
+    if split not in ("test", "val"):
+        raise ConfigError(f"split={split} is not one of ['test', 'val']")
+    ckpt = load_checkpoint(cfg.ckpt_path)
+    hp = ckpt["hyper_parameters"]
+    run_cfg = OmegaConf.create(hp["config"])
+    dm = build_datamodule(OmegaConf.merge(run_cfg.data, cfg.get("data") or {}))
+    data = describe_data(dm)
+    stored = DataDescription.from_dict(hp["data"])
+    if data.to_dict() != stored.to_dict():
+        raise ConfigError(
+            f"the data does not match the checkpoint: it was trained on {stored.to_dict()}, the data gives "
+            f"{data.to_dict()}. Drop conflicting data.* overrides."
+        )
+    task = build_fusion_task(run_cfg, data, config=hp["config"])
+    missing, unexpected = task.load_state_dict(ckpt["state_dict"], strict=False)
+    if missing or unexpected:
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path}: weights do not fit the model its config builds "
+            f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}); was it written by another version?"
+        )
+    drop = [str(m) for m in cfg.get("drop") or []]
+    unknown = [m for m in drop if m not in data.modalities]
+    if unknown:
+        raise ConfigError(f"drop={unknown}: not modalities of this run; it has {list(data.modalities)}")
+    task.absent = tuple(drop)
+
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
+    run = trainer.test if split == "test" else trainer.validate
+    results = run(task, datamodule=dm, verbose=False)
+    out: dict[str, Any] = {
+        "metrics": {k: float(v) for r in results for k, v in r.items()},
+        "split": split,
+        "dropped": drop,
+    }
+    rob = cfg.get("robustness") or {}
+    if rob.get("enabled"):
+        from fuselab.training.metrics import monitor_for
+        from fuselab.training.robustness import run_robustness
+
+        metric = rob.get("metric") or monitor_for(data.target)[0].replace("val/", "test/")
+        report = run_robustness(
+            task,
+            dm,
+            trainer,
+            metric,
+            levels=int(rob.get("levels", 11)),
+            seed=int(rob.get("seed", 0)),
+            baseline=rob.get("baseline"),
+            out_dir=out_dir,
+        )
+        keep = ("metric", "relative_robustness", "missing", "effective_robustness")
+        out["robustness"] = {k: report[k] for k in keep if k in report}
+    return out

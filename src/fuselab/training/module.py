@@ -1,0 +1,197 @@
+"""``FusionTask``: the one training loop of fuselab, whatever the fusion level or dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from fuselab.data.specs import DataDescription, ModalityBatch
+from fuselab.errors import ConfigError
+from fuselab.training.losses import TargetLoss
+from fuselab.training.metrics import build_metrics, flatten_metrics, monitor_for, predictions, save_confusion_matrix
+
+STAGES = ("train", "val", "test")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss."""
+
+
+class FusionTask(pl.LightningModule):
+    """Wraps a fusion model with its loss, metrics (logged as ``train/``, ``val/``, ``test/``),
+    optimizer and scheduler. ``data`` is the datamodule's description (modalities, target).
+
+    ``optimizer`` and ``scheduler`` are factories (Hydra ``_partial_`` configs): ``optimizer(params)``
+    and ``scheduler(optimizer)``. ``modality_dropout`` drops each modality of a training sample
+    with that probability (keeping at least one). ``aux_weight`` adds the per-modality losses of
+    models that return ``aux_logits`` (late, hybrid). ``config`` (plain dict) and the data's
+    description are stored in the checkpoint so a run can be rebuilt from it alone.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: DataDescription,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        label_smoothing: float = 0.0,
+        regression_loss: str = "l1",
+        aux_weight: float = 0.0,
+        modality_dropout: float = 0.0,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ConfigError(f"model.modality_dropout must be in [0, 1), got {modality_dropout}")
+        self.save_hyperparameters({"data": data.to_dict(), "config": config or {}})
+        self.model = model
+        self.target_spec = data.target
+        self.loss = TargetLoss(data.target, label_smoothing, regression_loss)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.aux_weight = aux_weight
+        self.modality_dropout = modality_dropout
+        # modalities marked absent for every evaluated sample (fuselab-eval drop=[...])
+        self.absent: tuple[str, ...] = ()
+        # a callable applied to test inputs (robustness evaluation)
+        self.perturbation: Callable[[dict[str, ModalityBatch]], dict[str, ModalityBatch]] | None = None
+        self._batch_idx = -1
+        self._train_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # ModuleDict keys may not shadow nn.Module attributes ("train"), hence the suffix.
+        self.metrics = nn.ModuleDict({f"{s}_metrics": build_metrics(data.target).clone(prefix=f"{s}/") for s in STAGES})
+        n = data.target.num_outputs
+        self.confusion = MulticlassConfusionMatrix(num_classes=n) if data.target.kind == "multiclass" else None
+
+    def forward(self, inputs: dict[str, ModalityBatch]) -> dict[str, Any]:
+        return self.model(inputs)
+
+    # ---- training-time corruption -------------------------------------------------------
+    def drop_modalities(self, inputs: dict[str, ModalityBatch]) -> dict[str, ModalityBatch]:
+        """Marks each modality of each sample absent with probability ``modality_dropout``."""
+        names = list(inputs)
+        present = torch.stack([inputs[m].present for m in names], 1)
+        keep = torch.rand(present.shape, device=present.device) >= self.modality_dropout
+        dropped = present & keep
+        # A sample that lost every modality keeps one it had, chosen at random.
+        empty = ~dropped.any(1) & present.any(1)
+        if empty.any():
+            scores = torch.rand(present.shape, device=present.device).masked_fill(~present, -1.0)
+            rescue = torch.zeros_like(present).scatter_(1, scores.argmax(1, keepdim=True), True)
+            dropped = torch.where(empty.unsqueeze(1), rescue, dropped)
+        return {m: inputs[m]._replace(present=dropped[:, i]) for i, m in enumerate(names)}
+
+    # ---- steps ---------------------------------------------------------------------------
+    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        inputs, target = batch["inputs"], batch["target"]
+        if stage == "train" and self.modality_dropout > 0:
+            inputs = self.drop_modalities(inputs)
+        if stage == "test" and self.perturbation is not None:
+            inputs = self.perturbation(inputs)
+        if stage != "train" and self.absent:
+            inputs = {
+                m: mb._replace(present=torch.zeros_like(mb.present)) if m in self.absent else mb
+                for m, mb in inputs.items()
+            }
+        out = self(inputs)
+        logits = out["logits"]
+        loss = self.loss(logits, target)
+        if stage == "train" and not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}, "
+                f"batch {self._batch_idx}. The last good checkpoint is kept (checkpoints/last.ckpt). Lower "
+                "model.optimizer.lr, keep trainer.gradient_clip_val set, or check the data for NaN/inf."
+            )
+        if self.aux_weight > 0 and "aux_logits" in out:
+            aux = torch.stack([self.loss(head, target) for head in out["aux_logits"].values()]).mean()
+            self.log(f"{stage}/aux_loss", aux, on_step=False, on_epoch=True, batch_size=len(target))
+            loss = loss + self.aux_weight * aux
+        bs = len(target)
+        for m, w in (out.get("weights") or {}).items():
+            # which modality the model relies on (attention, gated, weighted): epoch means
+            self.log(f"{stage}/fusion_weight/{m}", w.float().mean(), on_step=False, on_epoch=True, batch_size=bs)
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=bs,
+            sync_dist=stage != "train",
+        )
+        metrics = self.metrics[f"{stage}_metrics"]
+        target_m = target.squeeze(-1) if self.target_spec.kind == "regression" and target.ndim > 1 else target
+        preds = predictions(self.target_spec, logits.detach().float())
+        if stage == "train":
+            # one metric update per epoch instead of per step: metric updates were most of
+            # fuselab's per-step overhead over a plain loop (benchmarks/overhead.py)
+            self._train_outputs.append((preds, target_m.detach()))
+        else:
+            metrics.update(preds, target_m)
+        if stage == "test" and self.confusion is not None:
+            self.confusion.update(preds, target_m)
+        return loss
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        # computed here rather than logged as objects: some metrics (affect) return several values
+        metrics = self.metrics[f"{stage}_metrics"]
+        if stage == "train" and self._train_outputs:
+            metrics.update(
+                torch.cat([p for p, _ in self._train_outputs]), torch.cat([t for _, t in self._train_outputs])
+            )
+            self._train_outputs.clear()
+        if not any(m.update_count for m in metrics.values(copy_state=False)):
+            return  # e.g. validation skipped this epoch
+        values = {k: v.float() for k, v in flatten_metrics(metrics.compute()).items()}
+        metrics.reset()
+        self.log_dict(values, prog_bar=stage != "train", sync_dist=False)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        self._batch_idx = batch_idx
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+        if self.confusion is None:
+            return
+        self.confusion.compute()  # every rank takes part in the sync
+        if self.trainer.is_global_zero:
+            save_confusion_matrix(self.confusion, self.target_spec, Path(self.trainer.default_root_dir), self.loggers)
+        self.confusion.reset()
+
+    # ---- exact resumption: the RNG (dropout, modality dropout) continues where it stopped ----
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["fuselab_rng"] = {"torch": torch.get_rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("fuselab_rng")
+        if state is not None:
+            torch.set_rng_state(state["torch"])
+
+    # ---- optimisation --------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        monitor, mode = monitor_for(self.target_spec)
+        kwargs = {"mode": mode} if getattr(self.scheduler_factory, "func", None) is ReduceLROnPlateau else {}
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}

@@ -1,0 +1,76 @@
+"""fuselab-compare on summaries written by hand: grouping, mean ± std over seeds, failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+from fuselab.cli.compare import main
+from fuselab.reports.compare import compare_runs, rows
+
+
+def write(root: Path, name: str, status: str, fusion: str, rnn: str, seed: int, acc: float | None) -> None:
+    d = root / name
+    d.mkdir(parents=True)
+    summary = {
+        "status": status,
+        "choices": {"data": "synthetic", "fusion": fusion, "rnn": rnn, "model/optimizer": "adamw"},
+        "overrides": [f"fusion={fusion}", f"rnn={rnn}", f"seed={seed}", "hydra.launcher.n_jobs=2"],
+        "monitor": "val/acc",
+        "metrics": {} if acc is None else {"test/acc": acc, "val/acc": acc + 0.01, "test/loss": 1 - acc},
+    }
+    (d / "summary.json").write_text(json.dumps(summary))
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    accs = {
+        ("early", "gru"): [0.8, 0.9],
+        ("early", "lstm"): [0.7, 0.75],
+        ("late", "gru"): [0.3, 0.35],
+        ("late", "lstm"): [0.25, 0.3],
+    }
+    i = 0
+    for (fusion, rnn), values in accs.items():
+        for seed, acc in enumerate(values):
+            write(tmp_path, f"{i}", "completed", fusion, rnn, seed, acc)
+            i += 1
+    write(tmp_path, f"{i}", "failed", "late", "lstm", 2, None)
+    (tmp_path / "0" / "attempts" / "1").mkdir(parents=True)  # an earlier attempt is not counted
+    write(tmp_path / "0" / "attempts" / "1", "x", "failed", "early", "gru", 0, None)
+    return tmp_path
+
+
+def test_groups_by_varying_axes_with_seed_statistics(sweep: Path):
+    c = compare_runs([sweep])
+    assert c.axes == ["fusion", "rnn"] and c.primary == "test/acc"
+    header, body = rows(c)
+    assert header[:4] == ["fusion", "rnn", "n", "failed"]
+    table = {tuple(r[:2]): r for r in body}
+    early_gru = table[("early", "gru")]
+    assert early_gru[2:4] == ["2", "0"]
+    assert early_gru[4] == f"{statistics.fmean([0.8, 0.9]):.4f} ± {statistics.stdev([0.8, 0.9]):.4f}"
+    assert table[("late", "lstm")][2:4] == ["2", "1"]
+
+
+def test_cli_writes_markdown_csv_and_plots(sweep: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("report")
+    assert main([str(sweep), "--out", str(out)]) == 0
+    md = " ".join((out / "compare.md").read_text().split(" "))
+    assert re.search(r"\| fusion +\| rnn +\| n +\| failed +\| test/acc +\|", md)
+    with open(out / "compare.csv") as f:
+        lines = list(csv.DictReader(f))
+    assert len(lines) == 4 and {"test/acc mean", "test/acc std"} <= set(lines[0])
+    for png in ("bar_fusion.png", "bar_rnn.png", "heatmap.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_errors_name_the_problem(tmp_path: Path):
+    assert main([str(tmp_path / "missing")]) == 2
+    with pytest.raises(ValueError, match="no summary.json found"):
+        compare_runs([tmp_path])

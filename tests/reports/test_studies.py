@@ -1,0 +1,291 @@
+"""Studies: every one composes, one runs end to end on files in the published layout and its
+report puts the reference beside the measured cells; the tolerance logic flags disagreement."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, compose_train, run_cli
+from fixtures_data import write_affect, write_avmnist, write_mmimdb
+
+from fuselab.cli.study import main as study_main
+from fuselab.reports.studies.report import check_cell, reproduction_lines, side_by_side
+from fuselab.reports.studies.run import sweep_command
+from fuselab.reports.studies.spec import load_study
+
+STUDIES = sorted(p.parent.name for p in (REPO / "experiments").glob("*/study.yaml"))
+
+
+def first_choice(override: str) -> str:
+    if "=" not in override:
+        return override  # a deletion (~logger)
+    key, _, value = override.partition("=")
+    if "," in value and not value.startswith("["):
+        value = value.split(",")[0]
+    return f"{key}={value}"
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_study_composes(name: str, tmp_path: Path):
+    study = load_study(name, REPO / "experiments")
+    assert (study.root / "README.md").exists()
+    for part in study.parts:
+        cfg = compose_train([first_choice(o) for o in part.overrides], output_dir=tmp_path)
+        assert cfg.data._target_, part.name
+    for cell in (study.spec.get("reference") or {}).get("cells", []):
+        assert {"value", "min", "max", "above"} & set(cell), cell
+        assert set(cell["where"]) <= {*study.spec["axes"], "part"}, (cell["where"], study.spec["axes"])
+        assert cell.get("citation"), cell
+
+
+DEFAULTS = {"rnn": "gru", "fusion": "feature"}  # what a run reports for a group its sweep does not set
+
+
+def test_every_reference_cell_can_be_produced_by_a_part():
+    """A cell whose where-clause no part's sweep can produce would stay 'not run' forever."""
+    for name in STUDIES:
+        study = load_study(name, REPO / "experiments")
+        produced = []
+        for part in study.parts:
+            values = {o.split("=", 1)[0]: set(o.split("=", 1)[1].split(",")) for o in part.overrides if "=" in o}
+            produced.append((part.name, values))
+        for cell in (study.spec.get("reference") or {}).get("cells", []):
+            above = cell.get("above", [])
+            for group in [cell["where"], *(above if isinstance(above, list) else [above])]:
+                where = {k: str(v) for k, v in group.items()}
+                assert any(
+                    where.get("part", pname) == pname
+                    and all(k == "part" or v in vals.get(k, {DEFAULTS.get(k)}) for k, v in where.items())
+                    for pname, vals in produced
+                ), (name, where)
+
+
+def test_parts_share_the_sweep_and_replace_same_keys(tmp_path: Path):
+    study = load_study("mult_acl2019", REPO / "experiments")
+    assert [p.name for p in study.parts] == ["aligned", "unaligned_early", "unaligned"]
+    early = next(p for p in study.parts if p.name == "unaligned_early")
+    assert "fusion.align=resample" in early.overrides and "rnn=lstm" in early.overrides
+    cmd = sweep_command(study, tmp_path, ["seed=7", "unaligned_early:fusion.align=none"], early)
+    assert "seed=7" in cmd and "fusion.align=none" in cmd and "fusion.align=resample" not in cmd
+    assert "sweep_name=unaligned_early" in cmd
+    aligned = sweep_command(study, tmp_path, ["unaligned_early:fusion.align=none"], study.parts[0])
+    assert "fusion.align=none" not in aligned
+    with pytest.raises(ValueError, match="names part 'unaligned_erly'"):
+        sweep_command(study, tmp_path, ["unaligned_erly:fusion.align=none"], early)
+
+
+def test_a_flow_list_split_at_commas_is_refused(tmp_path: Path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "study.yaml").write_text("name: bad\nmetric: test/acc\nparts:\n  a: [data=mosi,mosei, fusion=early]\n")
+    with pytest.raises(ValueError, match="not overrides: \\['mosei'\\]"):
+        load_study("bad", tmp_path)
+    (folder / "study.yaml").write_text("name: bad\nmetric: test/acc\nparts:\n  ../x: [seed=1]\n")
+    with pytest.raises(ValueError, match="names a folder"):
+        load_study("bad", tmp_path)
+
+
+def test_missing_data_stops_a_study_before_any_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    for var in ("FUSELAB_MOSI", "FUSELAB_MOSEI", "FUSELAB_MOSI_UNALIGNED", "FUSELAB_MOSEI_UNALIGNED"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FUSELAB_MOSEI", str(tmp_path / "missing.pkl"))
+    argv = ["--experiments", str(REPO / "experiments"), "--outputs", str(tmp_path / "out"), "run", "mmsa"]
+    assert study_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "part 'aligned', data=mosi: data.path is not set (export FUSELAB_MOSI=<file>)" in err
+    assert "missing.pkl does not exist" in err and "FUSELAB_MOSEI_UNALIGNED" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_extra_overrides_replace_the_sweeps_own(tmp_path: Path):
+    study = load_study("mmsa", REPO / "experiments")
+    cmd = sweep_command(study, tmp_path, ["seed=7"])
+    assert "seed=7" in cmd and not any(c.startswith("seed=1111") for c in cmd)
+
+
+def test_tolerance_and_bounds_flag_disagreement():
+    runs = [
+        {"status": "completed", "choices": {"fusion": "early"}, "overrides": [], "metrics": {"test/acc2": v}}
+        for v in (0.70, 0.72)
+    ]
+    near = check_cell({"where": {"fusion": "early"}, "value": 0.732, "tolerance": 0.03}, runs, "test/acc2")
+    far = check_cell({"where": {"fusion": "early"}, "value": 0.80, "tolerance": 0.02}, runs, "test/acc2")
+    bound = check_cell({"where": {"fusion": "early"}, "max": 0.5}, runs, "test/acc2")
+    missing = check_cell({"where": {"fusion": "late"}, "min": 0.5}, runs, "test/acc2")
+    assert near.agrees is True and near.n == 2 and near.mean == pytest.approx(0.71)
+    assert far.agrees is False and bound.agrees is False and missing.agrees is None
+    for r in runs:
+        r["_study_part"] = "aligned"
+    assert check_cell({"where": {"part": "aligned"}, "min": 0.5}, runs, "test/acc2").n == 2
+    assert check_cell({"where": {"part": "unaligned"}, "min": 0.5}, runs, "test/acc2").n == 0
+
+
+def test_a_cell_can_be_held_against_other_groups_of_the_study():
+    def run(part, rnn, acc, modalities=None):
+        overrides = [f"rnn={rnn}"] + ([f"data.modalities={modalities}"] if modalities else [])
+        return {
+            "status": "completed",
+            "choices": {"fusion": "late"},
+            "overrides": overrides,
+            "metrics": {"test/acc": acc},
+            "_study_part": part,
+        }
+
+    runs = [
+        run("fusion", "gru", 0.90),
+        run("fusion", "gru", 0.86),
+        run("fusion", "rnn", 0.60),
+        run("audio_only", "gru", 0.82, "[audio]"),
+        run("audio_only", "rnn", 0.65, "[audio]"),
+        run("image_only", "gru", 0.62, "[image]"),
+    ]
+
+    def baselines(rnn):
+        return [{"part": "image_only"}, {"part": "audio_only", "rnn": rnn}]
+
+    gru = check_cell({"where": {"part": "fusion", "rnn": "gru"}, "above": baselines("gru")}, runs, "test/acc")
+    rnn = check_cell({"where": {"part": "fusion", "rnn": "rnn"}, "above": baselines("rnn")}, runs, "test/acc")
+    lstm = check_cell({"where": {"part": "fusion", "rnn": "gru"}, "above": baselines("lstm")}, runs, "test/acc")
+    assert gru.agrees is True and gru.reference == "> 0.6200 (part=image_only) and 0.8200 (part=audio_only, rnn=gru)"
+    assert rnn.agrees is False  # 0.60 is below the image baseline (0.62) as well as audio's 0.65
+    assert lstm.agrees is None and "not run (part=audio_only, rnn=lstm)" in lstm.reference
+
+
+def test_side_by_side_lays_cells_out_as_the_paper_does():
+    runs = [
+        {
+            "status": "completed",
+            "choices": {"fusion": "early"},
+            "overrides": [],
+            "metrics": {"test/acc2": 0.75, "test/mae": 1.0},
+        }
+    ]
+    cells = [
+        {"where": {"fusion": "early"}, "metric": "test/acc2", "value": 0.753, "tolerance": 0.02},
+        {"where": {"fusion": "early"}, "metric": "test/mae", "value": 1.023, "tolerance": 0.01},
+        {"where": {"fusion": "early"}, "metric": "test/acc2", "value": 0.9, "tolerance": 0.02},
+        {"where": {"fusion": "late"}, "metric": "test/acc2", "value": 0.7, "tolerance": 0.02},
+    ]
+    lines = "\n".join(side_by_side([check_cell(c, runs, "test/acc2") for c in cells])).splitlines()
+    rows = [" ".join(line.split()) for line in lines]
+    assert rows[2] == "| setting | acc2 | mae |"
+    assert rows[4] == "| fusion=early | 0.750 / 0.753 ✓ | 1.000 / 1.023 ✗ |"
+    assert rows[5] == "| fusion=early | 0.750 / 0.9 ✗ | |"  # a second reference for the same cell
+    assert rows[6] == "| fusion=late | - / 0.7 · | |"
+    assert side_by_side([check_cell(cells[0], runs, "test/acc2")]) == []
+
+
+def test_reproduction_flags_groups_that_moved():
+    previous = {
+        "written_at": "t0",
+        "groups": {
+            "runs": [
+                {"key": {"fusion": "early"}, "metric": "test/acc", "mean": 0.80},
+                {"key": {"fusion": "late"}, "metric": "test/acc", "mean": 0.50},
+            ]
+        },
+    }
+    current = {
+        "groups": {
+            "runs": [
+                {"key": {"fusion": "early"}, "metric": "test/acc", "mean": 0.81},
+                {"key": {"fusion": "late"}, "metric": "test/acc", "mean": 0.60},
+            ]
+        }
+    }
+    lines = reproduction_lines(previous, current, 0.02)
+    assert lines[0].startswith("1 of 2 groups are within ±0.02") and "largest difference is 0.1000" in lines[0]
+    assert any("fusion=late" in line and "+0.1000" in line for line in lines)
+
+
+def _env_mult(tmp: Path) -> tuple[dict, list[str]]:
+    files = {
+        "FUSELAB_MOSI": ("mosi_data.pkl", True, 0),
+        "FUSELAB_MOSEI": ("mosei_senti_data.pkl", True, 1),
+        "FUSELAB_MOSI_UNALIGNED": ("mosi_data_noalign.pkl", False, 2),
+        "FUSELAB_MOSEI_UNALIGNED": ("mosei_senti_data_noalign.pkl", False, 3),
+    }
+    for name, aligned, seed in files.values():
+        write_affect(tmp / name, "multibench", aligned=aligned, seed=seed)
+    shrink = ["aligned:fusion=early,feature", "unaligned:fusion=feature"]  # late has no reference cell
+    return {k: str(tmp / v[0]) for k, v in files.items()}, ["seed=1", "data.batch_size=8", *shrink]
+
+
+def _env_mmsa(tmp: Path) -> tuple[dict, list[str]]:
+    env = {}
+    for i, (var, aligned) in enumerate(
+        [
+            ("FUSELAB_MOSI", True),
+            ("FUSELAB_MOSEI", True),
+            ("FUSELAB_MOSI_UNALIGNED", False),
+            ("FUSELAB_MOSEI_UNALIGNED", False),
+        ]
+    ):
+        folder = tmp / var.lower()
+        folder.mkdir()
+        path = folder / ("aligned_50.pkl" if aligned else "unaligned_50.pkl")
+        write_affect(path, "mmsa", aligned=aligned, seed=i)
+        env[var] = str(path)
+    return env, ["seed=1111", "data.batch_size=8", "callbacks=default"]
+
+
+def _env_multibench(tmp: Path) -> tuple[dict, list[str]]:
+    write_affect(tmp / "mosi_raw.pkl", "multibench", seed=0)
+    write_affect(tmp / "mosei_raw.pkl", "multibench", seed=1)
+    write_mmimdb(tmp / "multimodal_imdb.hdf5")
+    write_avmnist(tmp / "avmnist")
+    env = {
+        "FUSELAB_MOSI": str(tmp / "mosi_raw.pkl"),
+        "FUSELAB_MOSEI": str(tmp / "mosei_raw.pkl"),
+        "FUSELAB_MMIMDB": str(tmp / "multimodal_imdb.hdf5"),
+        "FUSELAB_AVMNIST": str(tmp / "avmnist"),
+    }
+    scoped = [
+        "seed=1",
+        "callbacks=default",
+        "mmimdb:data.split_ends=[40,50,60]",
+        "avmnist:data.val_size=8",
+        "affect:data.batch_size=8",
+        "mmimdb:data.batch_size=8",
+        "avmnist:data.batch_size=8",
+        "affect:fusion=early,feature",
+        "avmnist:fusion=early,lowrank",
+    ]  # the cells with a reference, and AV-MNIST
+    return env, scoped
+
+
+PAPER_STUDIES = {
+    "mult_acl2019": (_env_mult, "| data=mosi, fusion=early | test/acc7 |", "0.337 ± 0.03", 8),
+    "mmsa": (_env_mmsa, "| data=mosi_unaligned, fusion=tensor | test/mae |", "0.9473 ± 0.04", 8),
+    "multibench": (_env_multibench, "| data=mmimdb, fusion=lowrank | test/f1_micro |", "0.592 ± 0.02", 9),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PAPER_STUDIES))
+def test_paper_studies_run_on_published_layouts_and_report(name: str, tmp_path: Path):
+    """Every part of each study that needs outside data runs end to end on small files in the
+    published layouts, and the report puts the reference beside the measured cells."""
+    setup, row, reference, runs = PAPER_STUDIES[name]
+    experiments = tmp_path / "experiments"
+    shutil.copytree(REPO / "experiments" / name, experiments / name)
+    env, extra = setup(tmp_path)
+    base = ["-m", "fuselab.cli.study", "--experiments", str(experiments), "--outputs", str(tmp_path / "outputs")]
+    result = run_cli([*base, "run", name, "trainer.max_epochs=1", *extra], cwd=tmp_path, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    result = run_cli([*base, "report", name], cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = re.sub(" +", " ", (experiments / name / "report.md").read_text())  # cells are padded
+    assert row in report and reference in report, report[:3000]
+    assert f"{runs} runs (0 not completed)" in report, report[:600]
+    assert "not run |" not in report.split("## All groups")[0], report[:4000]
+    assert (experiments / name / "results.json").exists()
+    assert yaml.safe_load((experiments / name / "study.yaml").read_text())["name"] == name
+    # a second report compares itself with the first: every group is where it was
+    result = run_cli([*base, "report", name], cwd=tmp_path, env=env)
+    again = (experiments / name / "report.md").read_text()
+    assert "## Against the previous report" in again and "the largest difference is 0.0000" in again

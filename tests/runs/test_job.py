@@ -1,0 +1,146 @@
+"""fuselab-train in-process: every fusion x cell runs, summaries and checkpoints, eval reproduces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import FAST, SMALL_DATA, compose_train
+
+from fuselab.errors import ConfigError
+from fuselab.runs.job import eval_job as evaluate
+from fuselab.runs.job import train_job as train
+
+# debug=fast without its "no loggers", for the tests of loggers
+FEW_BATCHES = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "callbacks.progress_bar=null",
+]
+
+
+def run(tmp_path: Path, *overrides: str, loggers: bool = False) -> dict:
+    speed = FEW_BATCHES if loggers else FAST
+    return train(compose_train([*SMALL_DATA, *speed, *overrides], output_dir=tmp_path))
+
+
+@pytest.mark.parametrize("fusion", ["early", "feature", "late"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_every_fusion_and_cell_trains(tmp_path: Path, fusion: str, cell: str):
+    summary = run(tmp_path, f"fusion={fusion}", f"rnn={cell}")
+    assert summary["status"] == "completed"
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["status"] == "completed"
+    for key in ("val/acc", "val/f1_macro", "test/acc", "test/f1_macro", "test/loss"):
+        assert 0 <= on_disk["metrics"][key] <= (100 if key.endswith("loss") else 1), key
+    assert Path(on_disk["best_checkpoint"]).is_file() and Path(on_disk["last_checkpoint"]).is_file()
+    assert on_disk["wall_time_s"] > 0 and on_disk["modalities"] == ["signal", "tokens", "image"]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bf16_mixed_trains_every_cell_on_cpu(tmp_path: Path, cell: str):
+    summary = run(tmp_path, "trainer=cpu", "trainer.precision=bf16-mixed", f"rnn={cell}", "fusion=early")
+    assert summary["status"] == "completed"
+    assert all(v == v for v in summary["metrics"].values())  # no NaN
+
+
+def test_csv_metrics_are_logged_per_stage(tmp_path: Path):
+    run(tmp_path, "logger=csv", "trainer.max_epochs=2", loggers=True)
+    header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    for col in ("train/loss_epoch", "train/acc", "val/acc", "val/f1_macro", "test/acc"):
+        assert col in header
+
+
+def test_eval_reproduces_the_test_metrics(tmp_path: Path):
+    summary = run(tmp_path / "train", "trainer.max_epochs=2", "fusion=late")
+    eval_cfg = compose_train(
+        [f"ckpt_path={summary['best_checkpoint']}"], output_dir=tmp_path / "eval", config_name="eval"
+    )
+    result = evaluate(eval_cfg)
+    for key in ("test/acc", "test/f1_macro", "test/loss"):
+        assert result["metrics"][key] == pytest.approx(summary["metrics"][key], abs=1e-6)
+
+
+def test_eval_drops_named_modalities(tmp_path: Path):
+    summary = run(tmp_path / "train", "fusion=late")
+    overrides = [f"ckpt_path={summary['best_checkpoint']}", "drop=[image,tokens]"]
+    result = evaluate(compose_train(overrides, output_dir=tmp_path / "eval", config_name="eval"))
+    assert result["dropped"] == ["image", "tokens"]
+    with pytest.raises(ConfigError, match="drop=\\['audio'\\]: not modalities of this run"):
+        evaluate(compose_train([overrides[0], "drop=[audio]"], output_dir=tmp_path / "e2", config_name="eval"))
+
+
+def test_eval_refuses_what_is_not_a_fuselab_checkpoint(tmp_path: Path):
+    bogus = tmp_path / "x.ckpt"
+    torch.save({"state_dict": {}}, bogus)
+    with pytest.raises(ConfigError, match="is not a fuselab checkpoint"):
+        evaluate(compose_train([f"ckpt_path={bogus}"], output_dir=tmp_path / "e", config_name="eval"))
+    truncated = tmp_path / "t.ckpt"
+    truncated.write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(ConfigError, match="not a readable checkpoint"):
+        evaluate(compose_train([f"ckpt_path={truncated}"], output_dir=tmp_path / "e", config_name="eval"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        evaluate(compose_train(["ckpt_path=/no/such.ckpt"], output_dir=tmp_path / "e", config_name="eval"))
+
+
+def test_wrong_modality_fails_before_training_and_is_recorded(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"It has: \['signal', 'tokens', 'image'\]"):
+        run(tmp_path, "data.modalities=[signal,audio]")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "audio" in summary["error"]
+
+
+def test_modality_subset_trains(tmp_path: Path):
+    summary = run(tmp_path, "data.modalities=[image]", "fusion=late")
+    assert summary["status"] == "completed" and summary["modalities"] == ["image"]
+
+
+def test_wandb_logger_runs_offline_with_group_and_tags(tmp_path: Path):
+    summary = run(tmp_path, "logger=many", "fusion=late", "rnn=lstm", "tags=[ablation]", loggers=True)
+    assert summary["status"] == "completed"
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert runs, "no offline wandb run written"
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*")), "no tensorboard events written"
+    from fuselab.training.loggers import run_tags
+
+    tags = run_tags(
+        compose_train(["tags=[ablation]"]), {"data": "synthetic", "fusion": "late", "rnn": "lstm"}, ["signal", "image"]
+    )
+    assert tags == ["data:synthetic", "fusion:late", "rnn:lstm", "modalities:signal+image", "ablation"]
+
+
+def test_robustness_evaluation_writes_curves_and_summaries(tmp_path: Path):
+    import json
+
+    summary = run(tmp_path / "train", "fusion=late", "trainer.max_epochs=2")
+    base = [f"ckpt_path={summary['best_checkpoint']}", "robustness.enabled=true", "robustness.levels=3"]
+    first = evaluate(compose_train(base, output_dir=tmp_path / "e1", config_name="eval"))
+    report = json.loads((tmp_path / "e1" / "robustness.json").read_text())
+    assert set(report["curves"]) == {"signal", "tokens", "image", "all"}
+    assert report["levels"] == [0.0, 0.5, 1.0] and set(report["missing"]) == {"signal", "tokens", "image"}
+    assert report["curves"]["all"][0] == pytest.approx(first["metrics"]["test/acc"])  # level 0 is the clean test
+    assert (tmp_path / "e1" / "robustness.png").read_bytes()[:4] == b"\x89PNG"
+    again = evaluate(
+        compose_train(
+            [*base, f"robustness.baseline={tmp_path / 'e1' / 'robustness.json'}"],
+            output_dir=tmp_path / "e2",
+            config_name="eval",
+        )
+    )
+    assert again["robustness"]["effective_robustness"]["all"] == pytest.approx(
+        0.0
+    )  # seeded: same curve as its baseline
+
+
+def test_robustness_summaries_against_hand_computed_values():
+    from fuselab.training.robustness import effective_robustness, relative_robustness
+
+    assert relative_robustness([1.0, 0.8, 0.4]) == pytest.approx((1.8 * 0.5 + 1.2 * 0.5) / 2)
+    # f - (b + f0 - b0) = [0, 0.1, 0.2] for f=[0.9,0.8,0.6], b=[1.0,0.8,0.5]
+    assert effective_robustness([0.9, 0.8, 0.6], [1.0, 0.8, 0.5]) == pytest.approx(0.0 + 0.1 + 0.2)
+    with pytest.raises(ValueError, match="same levels"):
+        effective_robustness([1, 2], [1, 2, 3])
