@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -53,6 +54,22 @@ def test_csv_metrics_are_logged_per_stage(tmp_path: Path):
     header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     for col in ("train/loss_epoch", "train/acc", "val/acc", "val/f1_macro", "test/acc"):
         assert col in header
+
+
+def test_step_loss_on_logging_steps_and_epoch_means(tmp_path: Path):
+    overrides = ["trainer.max_epochs=3", "trainer.log_every_n_steps=5", "fusion=late", "fusion.combine=weighted",
+                 "model.loss.aux_weight=0.5"]  # fmt: skip
+    run(tmp_path, "logger=csv", *overrides, loggers=True)
+    with open(tmp_path / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    steps = [int(r["step"]) for r in rows if r.get("train/loss_step")]
+    assert steps == [4, 9]  # 3 epochs x 4 batches: the 5th and 10th optimizer steps
+    epochs = [r for r in rows if r.get("train/loss_epoch")]
+    assert len(epochs) == 3 and all(float(r["train/aux_loss"]) > 0 for r in epochs)
+    val = [r for r in rows if r.get("val/loss")]
+    assert len(val) == 4  # each epoch, then the best checkpoint validated again
+    weights = [sum(float(r[f"val/fusion_weight/{m}"]) for m in ("signal", "tokens", "image")) for r in val]
+    assert weights == pytest.approx([1.0] * 4, abs=1e-5)  # softmax weights over the present modalities
 
 
 def test_eval_reproduces_the_test_metrics(tmp_path: Path):

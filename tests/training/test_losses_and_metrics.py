@@ -62,3 +62,14 @@ def test_confusion_matrix_files(tmp_path: Path):
     rows = (tmp_path / "confusion_matrix.csv").read_text().splitlines()
     assert rows == ["true\\predicted,a,b,c", "a,1,0,0", "b,0,1,0", "c,0,1,1"]
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_epoch_means_are_weighted_by_batch_size_and_forgotten_once_read():
+    from fuselab.training.module import EpochMeans
+
+    means = EpochMeans()
+    means.add("train/loss", torch.tensor(1.0), 3)
+    means.add("train/loss", torch.tensor(3.0), 1)
+    means.add("val/loss", torch.tensor(2.0), 5)
+    assert means.pop("train") == {"train/loss": pytest.approx(1.5)}
+    assert means.pop("train") == {} and list(means.pop("val")) == ["val/loss"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -20,5 +21,6 @@ class MLPHead(nn.Module):
         self.net = nn.Sequential(*layers)
         self.in_dim, self.out_dim = in_dim, out_dim
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_dim) -> (B, out_dim) logits."""
         return self.net(x)
