@@ -46,6 +46,7 @@ def main() -> None:
     from conftest import compose_train
     from hydra.utils import instantiate
 
+    from fuselab.data.collate import move_batch
     from fuselab.training.build import build_datamodule, build_fusion_task, describe_data
 
     cfg = compose_train(
@@ -86,6 +87,15 @@ def main() -> None:
         def on_train_epoch_end(self, trainer, module) -> None:
             self.times.append(time.perf_counter() - self.t0)
 
+    class InMemory(pl.LightningDataModule):
+        """The pre-collated batches, moved to the device as fuselab's datamodules move them."""
+
+        def train_dataloader(self):
+            return torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
+
+        def transfer_batch_to_device(self, batch, device, dataloader_idx):
+            return move_batch(batch, device)
+
     class Bare(pl.LightningModule):
         def __init__(self, model: torch.nn.Module) -> None:
             super().__init__()
@@ -96,9 +106,6 @@ def main() -> None:
 
         def configure_optimizers(self):
             return instantiate(cfg.model.optimizer)(params=self.parameters())
-
-        def transfer_batch_to_device(self, batch, device, dataloader_idx):
-            return batch
 
     def lightning(bare: bool) -> tuple[list[float], float]:
         torch.manual_seed(0)
@@ -117,9 +124,8 @@ def main() -> None:
             gradient_clip_val=1.0,
             callbacks=[timer],
         )
-        loader = torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda b: b)
         t_call = time.perf_counter()
-        trainer.fit(Bare(task.model) if bare else task, train_dataloaders=loader)
+        trainer.fit(Bare(task.model) if bare else task, datamodule=InMemory())
         return timer.times, timer.first_epoch_at - t_call
 
     plain(), lightning(False), lightning(True)  # warm-up (allocator, oneDNN kernels)

@@ -10,7 +10,17 @@ from conftest import REPO
 
 SRC = REPO / "src" / "fuselab"
 # lower number = lower stage; a module may import its own stage or lower ones
-STAGES = {"errors": 0, "config": 0, "data": 1, "models": 2, "training": 3, "runs": 4, "reports": 5, "cli": 6}
+STAGES = {
+    "errors": 0,
+    "locks": 0,
+    "config": 0,
+    "data": 1,
+    "models": 2,
+    "training": 3,
+    "runs": 4,
+    "reports": 5,
+    "cli": 6,
+}
 
 
 def _module(path: Path) -> str:

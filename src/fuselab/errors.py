@@ -12,6 +12,11 @@ class ConfigError(ValueError):
     """A config value, combination or input that cannot work; the message names the fix."""
 
 
+# Lightning's own "your Trainer settings cannot work" (e.g. trainer.devices=0, a checkpoint
+# monitor that is never logged): matched by name, so this module imports no Lightning
+LIBRARY_USER_ERRORS = ("MisconfigurationException",)
+
+
 def user_error(exc: BaseException) -> ConfigError | None:
     """The :class:`ConfigError` behind ``exc`` (Hydra's ``instantiate`` wraps what a constructor
     raises, so the chain of causes is followed), or None when ``exc`` is not a user's mistake."""
@@ -19,5 +24,7 @@ def user_error(exc: BaseException) -> ConfigError | None:
     while seen is not None:
         if isinstance(seen, ConfigError):
             return seen
+        if type(seen).__name__ in LIBRARY_USER_ERRORS:
+            return ConfigError(f"(Lightning) {seen}")
         seen = seen.__cause__
     return None

@@ -134,6 +134,8 @@ def test_affect_errors_name_the_file_and_what_is_missing(tmp_path: Path):
     with pytest.raises(ConfigError, match="does not match its sha256"):
         write_affect(good, "mmsa")
         AffectDataModule(str(good), sha256="0" * 64, **loader_kwargs(tmp_path / "4")).prepare_data()
+    with pytest.raises(ConfigError, match=r"is a directory; a file is expected there. Set data.path"):
+        AffectDataModule(str(tmp_path), **loader_kwargs(tmp_path / "5")).prepare_data()
 
 
 def test_a_pickle_that_runs_code_is_refused(tmp_path: Path):

@@ -148,3 +148,24 @@ def test_loader_workers_and_pinned_memory(tmp_path: Path):
     assert torch.equal(first[0]["target"], first[1]["target"])  # workers keep the order
     serial = SyntheticDataModule(**SMALL, cache_dir=str(tmp_path / "cache"), batch_size=16)
     assert torch.equal(next(iter(serial.val_dataloader()))["inputs"]["signal"].x, first[0]["inputs"]["signal"].x)
+
+
+def test_two_preparations_of_one_dataset_take_turns(tmp_path: Path):
+    import threading
+
+    from fuselab.data.synthetic import SyntheticDataModule
+
+    builds = []
+
+    class Counting(SyntheticDataModule):
+        def build(self):
+            builds.append(threading.get_ident())
+            return super().build()
+
+    modules = [Counting(train_size=64, val_size=16, test_size=16, cache_dir=str(tmp_path)) for _ in range(2)]
+    threads = [threading.Thread(target=dm.prepare_data) for dm in modules]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(builds) == 1 and all(dm.is_prepared() for dm in modules)

@@ -6,6 +6,8 @@ import pytest
 import torch
 from helpers import SPECS, TASK, make_model, random_batch
 
+from fuselab.errors import ConfigError
+
 OPERATORS = ["concat", "sum", "attention", "gated", "tensor", "lowrank"]
 LEVELS = (
     [["fusion=early"]]
@@ -88,9 +90,15 @@ def test_early_without_a_sequence_is_refused():
 
 def test_unimodal_feature_fusion_is_a_baseline():
     only = {"signal": SPECS["signal"]}
-    for level in (["fusion=feature"], ["fusion=late"], ["fusion=early"]):
-        model = make_model(level, only)
+    for operator in ("concat", "sum"):
+        model = make_model(["fusion=feature", f"fusion.operator={operator}"], only)
         assert model(random_batch(only, [3, 2])["inputs"])["logits"].shape == (2, 4)
+
+
+@pytest.mark.parametrize("level", ["late", "hybrid", "early"])
+def test_levels_that_fuse_refuse_a_single_modality(level: str):
+    with pytest.raises(ConfigError, match=f"fusion={level} fuses several modalities.*use fusion=feature"):
+        make_model([f"fusion={level}"], {"signal": SPECS["signal"]})
 
 
 def test_resample_maps_steps_proportionally():

@@ -289,3 +289,9 @@ def test_paper_studies_run_on_published_layouts_and_report(name: str, tmp_path: 
     result = run_cli([*base, "report", name], cwd=tmp_path, env=env)
     again = (experiments / name / "report.md").read_text()
     assert "## Against the previous report" in again and "the largest difference is 0.0000" in again
+
+
+def test_list_outside_a_checkout_says_where_it_looked(tmp_path: Path, capsys):
+    assert study_main(["--experiments", str(tmp_path / "nowhere"), "list"]) == 2
+    err = capsys.readouterr().err
+    assert f"no studies in {tmp_path / 'nowhere'}" in err and "--experiments <folder>" in err

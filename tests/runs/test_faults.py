@@ -128,3 +128,36 @@ def test_wandb_failing_to_start_falls_back_to_csv(tmp_path: Path, monkeypatch, c
     assert summary["status"] == "completed"
     assert (tmp_path / "csv" / "metrics.csv").exists()
     assert "wandb could not start (wandb service unreachable); this run logs to the other loggers only" in caplog.text
+
+
+@pytest.mark.slow
+def test_two_processes_into_one_run_directory(tmp_path: Path):
+    """Exactly one trains; the other refuses naming the directory and the holder; the completed
+    summary survives."""
+    run_dir = tmp_path / "shared-run"
+    args = [
+        "-m",
+        "fuselab.cli.train",
+        *SMALL_DATA,
+        "trainer.max_epochs=8",
+        "callbacks.progress_bar=null",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FUSELAB_OUTPUTS": str(tmp_path / "outputs")}
+    first = subprocess.Popen(
+        [sys.executable, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        summary = run_dir / "summary.json"
+        if summary.exists() and json.loads(summary.read_text())["status"] == "running":
+            break
+        time.sleep(0.2)
+    second = run_cli(args, cwd=tmp_path)
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-2000:]
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"{run_dir} is in use by process {first.pid}" in second.stderr and "Traceback" not in second.stderr
+    final = json.loads((run_dir / "summary.json").read_text())
+    assert final["status"] == "completed" and final["pid"] == first.pid and "test/acc" in final["metrics"]
+    assert "val/acc" in (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0]

@@ -57,8 +57,13 @@ def test_csv_metrics_are_logged_per_stage(tmp_path: Path):
 
 
 def test_step_loss_on_logging_steps_and_epoch_means(tmp_path: Path):
-    overrides = ["trainer.max_epochs=3", "trainer.log_every_n_steps=5", "fusion=late", "fusion.combine=weighted",
-                 "model.loss.aux_weight=0.5"]  # fmt: skip
+    overrides = [
+        "trainer.max_epochs=3",
+        "trainer.log_every_n_steps=5",
+        "fusion=late",
+        "fusion.combine=weighted",
+        "model.loss.aux_weight=0.5",
+    ]
     run(tmp_path, "logger=csv", *overrides, loggers=True)
     with open(tmp_path / "csv" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
@@ -112,7 +117,7 @@ def test_wrong_modality_fails_before_training_and_is_recorded(tmp_path: Path):
 
 
 def test_modality_subset_trains(tmp_path: Path):
-    summary = run(tmp_path, "data.modalities=[image]", "fusion=late")
+    summary = run(tmp_path, "data.modalities=[image]", "fusion=feature")
     assert summary["status"] == "completed" and summary["modalities"] == ["image"]
 
 

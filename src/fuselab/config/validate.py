@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from fuselab.config.choices import CELLS, POOLINGS, PRECISIONS
 from fuselab.errors import ConfigError
@@ -16,30 +17,73 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _positive_int(v: Any) -> bool:
+    return _is_int(v) and v > 0
+
+
+def _modalities(v: Any) -> bool:
+    if v is None:
+        return True
+    if not isinstance(v, ListConfig) or len(v) == 0 or not all(isinstance(m, str) and m for m in v):
+        return False
+    return len(set(v)) == len(v)
+
+
+def _fraction_or_count(v: Any) -> bool:
+    """Lightning's limit_*_batches: a fraction in (0, 1] or a number of batches >= 1."""
+    return (_is_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1)
+
+
+POSITIVE = "a positive integer"
+PROBABILITY = "a number in [0, 1)"
 # (dotted key, predicate, what is expected, an example override)
 RULES: list[tuple[str, Callable[[Any], bool], str, str]] = [
-    ("seed", _is_int, "an integer", "seed=1"),
+    ("seed", lambda v: _is_int(v) and 0 <= v < 2**32, "an integer in [0, 2**32)", "seed=1"),
+    ("resume", lambda v: v is None or v == "auto", "null or auto", "resume=auto"),
     ("rnn.cell", lambda v: v in CELLS, f"one of {list(CELLS)}", "rnn=lstm"),
-    ("rnn.hidden_size", lambda v: _is_int(v) and v > 0, "a positive integer", "rnn.hidden_size=64"),
-    ("rnn.num_layers", lambda v: _is_int(v) and v > 0, "a positive integer", "rnn.num_layers=2"),
+    ("rnn.hidden_size", _positive_int, POSITIVE, "rnn.hidden_size=64"),
+    ("rnn.num_layers", _positive_int, POSITIVE, "rnn.num_layers=2"),
     ("rnn.bidirectional", lambda v: isinstance(v, bool), "true or false", "rnn.bidirectional=true"),
-    ("rnn.dropout", lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)", "rnn.dropout=0.1"),
+    ("rnn.dropout", lambda v: _is_num(v) and 0 <= v < 1, PROBABILITY, "rnn.dropout=0.1"),
     ("rnn.pooling", lambda v: v in POOLINGS, f"one of {list(POOLINGS)}", "rnn.pooling=attention"),
-    ("data.batch_size", lambda v: _is_int(v) and v > 0, "a positive integer", "data.batch_size=64"),
+    ("data.modalities", _modalities, "null (all) or a list of distinct names", "data.modalities=[signal,image]"),
+    ("data.batch_size", _positive_int, POSITIVE, "data.batch_size=64"),
+    (
+        "data.eval_batch_size",
+        lambda v: v is None or _positive_int(v),
+        "a positive integer or null (= batch_size)",
+        "data.eval_batch_size=256",
+    ),
     ("data.num_workers", lambda v: _is_int(v) and v >= 0, "an integer >= 0", "data.num_workers=2"),
+    ("fusion.fused_dim", _positive_int, POSITIVE, "fusion.fused_dim=64"),
+    ("fusion.tensor_dim", _positive_int, POSITIVE, "fusion.tensor_dim=16"),
+    ("fusion.rank", _positive_int, POSITIVE, "fusion.rank=4"),
+    ("fusion.max_tensor_size", _positive_int, POSITIVE, "fusion.max_tensor_size=100000"),
     (
         "trainer.max_epochs",
         lambda v: _is_int(v) and (v > 0 or v == -1),
         "a positive integer (or -1)",
         "trainer.max_epochs=20",
     ),
-    ("model.modality_dropout", lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)", "model.modality_dropout=0.2"),
-    ("model.head.dropout", lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)", "model.head.dropout=0.1"),
-    ("model.loss.aux_weight", lambda v: _is_num(v) and v >= 0, "a number >= 0", "model.loss.aux_weight=0.5"),
-    ("model.optimizer.lr", lambda v: _is_num(v) and v > 0, "a positive number", "model.optimizer.lr=0.001"),
+    ("trainer.accumulate_grad_batches", _positive_int, POSITIVE, "trainer.accumulate_grad_batches=2"),
+    (
+        "trainer.limit_train_batches",
+        _fraction_or_count,
+        "a fraction in (0, 1] or a number of batches >= 1",
+        "trainer.limit_train_batches=0.5",
+    ),
+    ("model.encoders.embed_dim", _positive_int, POSITIVE, "model.encoders.embed_dim=32"),
+    ("model.encoders.static_dim", _positive_int, POSITIVE, "model.encoders.static_dim=64"),
+    ("model.encoders.vector_hidden", _positive_int, POSITIVE, "model.encoders.vector_hidden=64"),
+    ("model.head.hidden_dim", _positive_int, POSITIVE, "model.head.hidden_dim=64"),
+    ("model.head.num_layers", lambda v: _is_int(v) and v >= 0, "an integer >= 0", "model.head.num_layers=1"),
+    ("model.modality_dropout", lambda v: _is_num(v) and 0 <= v < 1, PROBABILITY, "model.modality_dropout=0.2"),
+    ("model.head.dropout", lambda v: _is_num(v) and 0 <= v < 1, PROBABILITY, "model.head.dropout=0.1"),
+    ("model.loss.aux_weight", lambda v: _is_num(v) and v >= 0, "a finite number >= 0", "model.loss.aux_weight=0.5"),
+    ("model.optimizer.lr", lambda v: _is_num(v) and v > 0, "a finite positive number", "model.optimizer.lr=0.001"),
 ]
 
 
@@ -54,14 +98,41 @@ def _get(cfg: DictConfig, key: str) -> tuple[bool, Any]:
 
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` on the first value that cannot work."""
+    found, value = _get(cfg, "data.modalities")
+    if found and isinstance(value, str):
+        raise ConfigError(f"data.modalities={value} is one name; it takes a list: data.modalities=[{value}]")
     for key, ok, expected, example in RULES:
         found, value = _get(cfg, key)
         if found and not ok(value):
-            raise ConfigError(f"{key}={value!r} is invalid: expected {expected}, e.g. {example}")
+            shown = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+            raise ConfigError(f"{key}={shown!r} is invalid: expected {expected}, e.g. {example}")
+    check_run_is_as_asked(cfg)
     check_precision(cfg)
     for key in ("data", "fusion", "rnn", "model", "trainer"):
         if key not in cfg or cfg[key] is None:
             raise ConfigError(f"the config has no '{key}' section; pick one with {key}=<name>")
+
+
+def check_run_is_as_asked(cfg: DictConfig) -> None:
+    """Combinations under which a run would end "completed" without having trained or been
+    evaluated as asked."""
+    fit, test = bool(cfg.get("fit", True)), bool(cfg.get("test", True))
+    if not fit and not cfg.get("ckpt_path"):
+        raise ConfigError(
+            "fit=false evaluates a trained checkpoint, but no ckpt_path is given; "
+            "pass ckpt_path=<run>/checkpoints/best.ckpt, or drop fit=false to train"
+        )
+    trainer = cfg.get("trainer") or {}
+    if fit and trainer.get("max_epochs") == -1 and not trainer.get("max_steps", -1) > 0 and not trainer.get("max_time"):
+        raise ConfigError(
+            "trainer.max_epochs=-1 trains without end (no trainer.max_steps or trainer.max_time is "
+            "set); give a number of epochs, e.g. trainer.max_epochs=20, or set trainer.max_steps=<n>"
+        )
+    if test and trainer.get("limit_test_batches", 1.0) in (0, 0.0):
+        raise ConfigError(
+            "trainer.limit_test_batches=0 tests nothing, so the run would report no test metrics; "
+            "set test=false to skip testing, or trainer.limit_test_batches=1.0"
+        )
 
 
 def check_precision(cfg: DictConfig) -> None:

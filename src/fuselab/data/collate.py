@@ -30,6 +30,19 @@ def _pad(arrays: Sequence[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.
     return out, lengths
 
 
+def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """A collated batch on ``device``: x, present and the target move; ``lengths`` stay on the
+    CPU, where ``pack_padded_sequence`` reads them (no device-to-host copy per step). Batches are
+    collated on the CPU, so on a CPU device there is nothing to do."""
+    if device.type == "cpu":
+        return batch
+    inputs = {
+        m: mb._replace(x=mb.x.to(device, non_blocking=True), present=mb.present.to(device, non_blocking=True))
+        for m, mb in batch["inputs"].items()
+    }
+    return {**batch, "inputs": inputs, "target": batch["target"].to(device, non_blocking=True)}
+
+
 class PaddedCollate:
     """Collate a columnar batch (``{column: values}``, as ``datasets`` returns for a list of
     indices) into padded tensors, lengths and present masks.

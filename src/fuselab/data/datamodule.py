@@ -29,9 +29,10 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Sampler
 
 from fuselab.data.arrow import ArrowSplit
-from fuselab.data.collate import PaddedCollate, present_column
+from fuselab.data.collate import PaddedCollate, move_batch, present_column
 from fuselab.data.specs import DataDescription, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
+from fuselab.locks import FileLock
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,16 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
     ) -> None:
         super().__init__()
         available = self.modality_names()
-        if modalities is None or len(modalities) == 0:
+        example = f"data.modalities=[{','.join(list(available)[:2])}]"
+        if isinstance(modalities, str):
+            raise ConfigError(
+                f"data.modalities={modalities} is one name; it takes a list, e.g. data.modalities=[{modalities}]"
+            )
+        if modalities is not None and len(modalities) == 0:
+            raise ConfigError(
+                f"data.modalities=[] selects nothing; list the modalities ({example}) or use null for all"
+            )
+        if modalities is None:
             selected = list(available)
         else:
             selected = [str(m) for m in modalities]
@@ -101,13 +111,18 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
             if unknown:
                 raise ConfigError(
                     f"data.modalities: {unknown} not in dataset '{self.name}'. "
-                    f"It has: {list(available)}. Example: data.modalities=[{','.join(list(available)[:2])}]"
+                    f"It has: {list(available)}. Example: {example}"
                 )
             if len(set(selected)) != len(selected):
                 raise ConfigError(f"data.modalities lists a modality twice: {selected}")
         self.selected = selected
         self.batch_size = int(batch_size)
-        self.eval_batch_size = int(eval_batch_size or batch_size)
+        if int(batch_size) < 1 or (eval_batch_size is not None and int(eval_batch_size) < 1):
+            raise ConfigError(
+                f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} must be >= 1 "
+                "(eval_batch_size may be null: the same as batch_size)"
+            )
+        self.eval_batch_size = int(batch_size if eval_batch_size is None else eval_batch_size)
         self.num_workers = int(num_workers)
         self.pin_memory = bool(pin_memory)
         self.cache_dir = Path(cache_dir or default_cache_dir()).expanduser()
@@ -159,9 +174,31 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         return (self.prepared_dir() / DONE_MARKER).exists()
 
     def prepare_data(self) -> None:
+        """Build and cache the dataset unless the cache holds it. Two processes preparing the
+        same dataset at once take turns: the second waits, then reuses what the first wrote."""
         target = self.prepared_dir()
         if self.is_prepared():
             return
+        if self.cache_dir.exists() and not self.cache_dir.is_dir():
+            raise ConfigError(
+                f"the dataset cache {self.cache_dir} is a file; set paths.cache_dir=<dir> "
+                "(or export FUSELAB_CACHE_DIR=<dir>)"
+            )
+        try:
+            lock = FileLock(target.parent / f".{target.name}.lock", "the dataset cache entry", wait=True)
+            lock.acquire()
+        except ConfigError as exc:
+            raise ConfigError(
+                f"cannot write the dataset cache under {self.cache_dir}: {exc}. Set "
+                "paths.cache_dir=<writable dir> (or export FUSELAB_CACHE_DIR=<dir>)"
+            ) from exc
+        try:
+            if not self.is_prepared():  # unless another process prepared it while this one waited
+                self._prepare(target)
+        finally:
+            lock.release()
+
+    def _prepare(self, target: Path) -> None:
         log.info("Preparing %s into %s (once; later runs reuse it)", self.name, target)
         prepared = self.build()
         dsd = prepared.splits
@@ -242,6 +279,10 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
+
+    def transfer_batch_to_device(self, batch: Any, device: Any, dataloader_idx: int) -> Any:
+        """Lightning's hook; the generic one walks every batch's structure, this one knows it."""
+        return move_batch(batch, device)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

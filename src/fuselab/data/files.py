@@ -14,6 +14,8 @@ from fuselab.errors import ConfigError
 
 def require_file(path: str | Path, what: str, fix: str) -> Path:
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise ConfigError(f"{what}: {p} is a directory; a file is expected there. {fix}")
     if not p.is_file():
         raise ConfigError(f"{what}: {p} does not exist. {fix}")
     return p

@@ -39,6 +39,14 @@ from fuselab.errors import ConfigError
 INTERACTIONS = ("unique", "redundant", "synergy", "temporal")
 _SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 MODALITIES = ("signal", "tokens", "image")
+SIZE_EXAMPLES = {
+    "train_size": 4000,
+    "val_size": 1000,
+    "test_size": 1000,
+    "signal_dim": 8,
+    "image_size": 16,
+    "events": 3,
+}
 
 
 class SyntheticDataModule(PairedDataModule):
@@ -69,6 +77,22 @@ class SyntheticDataModule(PairedDataModule):
             raise ConfigError(f"data.interaction={interaction!r} is not one of {list(INTERACTIONS)}")
         if informative not in MODALITIES:
             raise ConfigError(f"data.informative={informative!r} is not one of {list(MODALITIES)}")
+        sizes = {
+            "train_size": train_size,
+            "val_size": val_size,
+            "test_size": test_size,
+            "signal_dim": signal_dim,
+            "image_size": image_size,
+            "events": events,
+        }
+        for key, value in sizes.items():
+            if int(value) < 1:
+                raise ConfigError(f"data.{key}={value} must be >= 1, e.g. data.{key}={SIZE_EXAMPLES[key]}")
+        if distractors < 0 or noise < 0 or not 0 <= token_noise <= 1:
+            raise ConfigError(
+                f"data.distractors={distractors} and data.noise={noise} must be >= 0 and "
+                f"data.token_noise={token_noise} in [0, 1]"
+            )
         if num_classes < 2:
             raise ConfigError(f"data.num_classes must be >= 2, got {num_classes}")
         if vocab_size < num_classes + 2:

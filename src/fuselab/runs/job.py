@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from fuselab import __version__
 from fuselab.config.validate import check_precision, to_plain, validate_train_config
 from fuselab.errors import ConfigError
+from fuselab.locks import DirectoryInUse, FileLock, run_lock
 from fuselab.runs.context import hydra_context, process_rank
 from fuselab.runs.resume import resume_checkpoint
 from fuselab.runs.sweep import archive_previous_attempt, config_hash, previous_outcome
@@ -39,21 +40,32 @@ log = logging.getLogger(__name__)
 MIN_FREE_MB = 200
 
 
-def check_writable(out_dir: Path) -> None:
-    """Fail before any work if the run directory cannot be written or its disk is (nearly) full."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write-probe"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"cannot write to the output directory {out_dir} ({exc}); set paths.log_dir=<dir>") from exc
+def claim_run_dir(out_dir: Path) -> FileLock | None:
+    """Take the run directory for this process before anything is written to it (rank 0 only:
+    DDP ranks share their job's directory). Fails if it cannot be written, if another live
+    process holds it, or if its disk is (nearly) full."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"the output directory {out_dir} is a file; set paths.log_dir=<dir> (or hydra.run.dir)")
+    lock = None
+    if process_rank() == 0:
+        lock = run_lock(out_dir)
+        try:
+            lock.acquire()
+        except DirectoryInUse:
+            raise
+        except ConfigError as exc:
+            raise ConfigError(
+                f"cannot write to the output directory {out_dir}; set paths.log_dir=<dir> ({exc})"
+            ) from exc
     free_mb = shutil.disk_usage(out_dir).free / 2**20
     if free_mb < MIN_FREE_MB:
+        if lock is not None:
+            lock.release()
         raise ConfigError(
             f"only {free_mb:.0f} MB free on the disk of {out_dir} (checkpoints need more than {MIN_FREE_MB} MB); "
             "free some space or set paths.log_dir=<dir on another disk>"
         )
+    return lock
 
 
 def train_job(cfg: DictConfig) -> dict[str, Any]:
@@ -61,7 +73,15 @@ def train_job(cfg: DictConfig) -> dict[str, Any]:
     summary.json). In a multirun, a job that already completed with the same config is skipped."""
     validate_train_config(cfg)
     out_dir = Path(cfg.paths.output_dir)
-    check_writable(out_dir)
+    lock = claim_run_dir(out_dir)
+    try:
+        return _train_job(cfg, out_dir)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     ctx = hydra_context()
     chash = config_hash(cfg)
     is_zero = process_rank() == 0
@@ -70,6 +90,7 @@ def train_job(cfg: DictConfig) -> dict[str, Any]:
         if previous is not None:
             log.info("skipping %s: %s earlier with the same config", out_dir, previous["status"])
             return {**previous, "skipped": True}
+    if is_zero:  # a directory used before (a sweep job re-run, a repeated hydra.run.dir) loses nothing
         archive_previous_attempt(out_dir)
     resume = resume_checkpoint(cfg, out_dir, chash)
     parallel = ctx.pop("parallel_jobs")
@@ -106,7 +127,7 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
         checkpoint_callback,
         describe_data,
     )
-    from fuselab.training.callbacks import RankReport
+    from fuselab.training.callbacks import RankReport, StepCounter
     from fuselab.training.loggers import build_loggers, finish_loggers
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -115,12 +136,24 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     task = build_fusion_task(cfg, data, config=to_plain(cfg))
     loggers = build_loggers(cfg, ctx["choices"], list(data.modalities), group=ctx["group"])
     callbacks = build_callbacks(cfg, data, with_logger=bool(loggers))
-    callbacks.append(RankReport(ctx["overrides"], summary.data["config_hash"]))
+    counter = StepCounter()
+    callbacks += [RankReport(ctx["overrides"], summary.data["config_hash"]), counter]
     trainer = build_trainer(cfg, callbacks, loggers, strategy=resolve_strategy(cfg.trainer.get("strategy", "auto")))
+    if resume:  # a checkpoint of another model or another version fails here, in one line
+        from fuselab.training.evaluate import check_weights_fit, load_checkpoint
+
+        check_weights_fit(task, load_checkpoint(resume)["state_dict"], resume)
 
     if cfg.get("fit", True):
         summary.update(resumed_from=resume)
         trainer.fit(task, datamodule=dm, ckpt_path=resume)
+        if counter.steps == 0:
+            where = f" resumed from {resume} at epoch {trainer.current_epoch}," if resume else ""
+            raise ConfigError(
+                f"fit ran no training step:{where} trainer.max_epochs={trainer.max_epochs}, "
+                f"trainer.max_steps={trainer.max_steps}. Raise trainer.max_epochs to train further, or pass "
+                "fit=false ckpt_path=<checkpoint> to only evaluate it"
+            )
     # Read the checkpoint paths now: validate/test below restore the callback's state
     # from the best checkpoint, which predates the last one.
     ckpt = checkpoint_callback(trainer)
@@ -155,11 +188,18 @@ def _merge(results: list[dict[str, float]]) -> dict[str, float]:
 def eval_job(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path`` (see :mod:`fuselab.training.evaluate`); returns its summary."""
     check_precision(cfg)
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("fuselab-eval needs the checkpoint to evaluate: ckpt_path=<run>/checkpoints/best.ckpt")
     out_dir = Path(cfg.paths.output_dir)
-    check_writable(out_dir)
-    summary = RunSummary(out_dir, fuselab_version=__version__, ckpt_path=str(cfg.ckpt_path), **hydra_context())
-    from fuselab.training.evaluate import evaluate_checkpoint
+    lock = claim_run_dir(out_dir)
+    try:
+        archive_previous_attempt(out_dir)
+        summary = RunSummary(out_dir, fuselab_version=__version__, ckpt_path=str(cfg.ckpt_path), **hydra_context())
+        from fuselab.training.evaluate import evaluate_checkpoint
 
-    result = evaluate_checkpoint(cfg, out_dir)
-    summary.completed(monitor=None, **result)
-    return summary.data
+        result = evaluate_checkpoint(cfg, out_dir)
+        summary.completed(monitor=None, **result)
+        return summary.data
+    finally:
+        if lock is not None:
+            lock.release()

@@ -14,12 +14,15 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fuselab.locks import RUN_LOCK
 from fuselab.training.summary import SUMMARY, read_summary
 
 log = logging.getLogger("fuselab.sweep")
 
 ATTEMPTS = "attempts"
-KEEP = {".hydra", ATTEMPTS}
+# what a re-run leaves in place: Hydra's record of this command, earlier attempts, and the
+# directory's lock (held by this very process while it archives)
+KEEP = {".hydra", ATTEMPTS, RUN_LOCK}
 
 
 def config_hash(cfg: DictConfig) -> str:

@@ -10,6 +10,7 @@ keeps its traceback.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytorch_lightning as pl
@@ -53,8 +54,44 @@ def describe_data(dm: PairedDataModule) -> DataDescription:
     return _config_errors("data", dm.describe)
 
 
+# weights, their gradients and Adam's two moments: four float32 copies of every parameter
+TRAINING_COPIES = 4
+
+
+def available_memory() -> int | None:
+    """Bytes this process could still allocate (Linux MemAvailable), or None when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_model_fits(cfg: DictConfig, data: DataDescription) -> int:
+    """Count the parameters of the model ``cfg`` builds without allocating them (meta device)
+    and refuse a model whose training state cannot fit in memory. Returns the count."""
+    import torch
+
+    with torch.device("meta"):
+        probe = _config_errors("model", build_model, cfg, data)
+    count = sum(p.numel() for p in probe.parameters())
+    need = count * 4 * TRAINING_COPIES
+    free = available_memory()
+    if free is not None and need > free:
+        raise ConfigError(
+            f"model: {count:,} parameters need about {need / 2**30:.1f} GiB to train (weights, gradients and "
+            f"optimizer state, before activations), and {free / 2**30:.1f} GiB is free. Lower rnn.hidden_size, "
+            "model.encoders.*, model.head.hidden_dim or fusion.*_dim"
+        )
+    return count
+
+
 def build_fusion_task(cfg: DictConfig, data: DataDescription, config: dict[str, Any] | None = None) -> FusionTask:
-    """The model of ``cfg.fusion``/``cfg.rnn``/``cfg.model`` for ``data``, wrapped in the training loop."""
+    """The model of ``cfg.fusion``/``cfg.rnn``/``cfg.model`` for ``data``, wrapped in the training loop.
+    Its size is checked first, so an absurd setting fails with an estimate instead of an allocation error."""
+    check_model_fits(cfg, data)
     model = _config_errors("model", build_model, cfg, data)
     m = cfg.model
     scheduler = instantiate(m.scheduler) if m.get("scheduler") and "_target_" in m.scheduler else None

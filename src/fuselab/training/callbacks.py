@@ -11,6 +11,17 @@ from pytorch_lightning.callbacks import Callback
 log = logging.getLogger(__name__)
 
 
+class StepCounter(Callback):
+    """Counts the training batches this process ran, so a run that was asked to train and ran
+    none is never reported as completed."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        self.steps += 1
+
+
 class RankReport(Callback):
     """Each rank logs the overrides and config hash it trains with (one log file per rank), so
     a DDP job whose ranks disagree is visible in its logs."""

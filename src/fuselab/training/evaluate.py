@@ -37,6 +37,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def check_weights_fit(task: Any, state_dict: dict[str, Any], path: str | Path) -> None:
+    """Refuse a checkpoint whose weights do not fit the model this config builds (names or shapes)."""
+    own = task.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        raise ConfigError(
+            f"ckpt_path={path} does not fit the model this config builds (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}, other shapes {shapes[:3]}); pass a checkpoint of the same fusion, rnn, model and "
+            "data settings, or train afresh without ckpt_path"
+        )
+
+
 def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Test (or validate, ``split=val``) the checkpoint ``cfg.ckpt_path``. Returns ``metrics``,
     ``split``, ``dropped`` and, with ``robustness.enabled``, ``robustness``."""
@@ -59,12 +77,8 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             f"{data.to_dict()}. Drop conflicting data.* overrides."
         )
     task = build_fusion_task(run_cfg, data, config=hp["config"])
-    missing, unexpected = task.load_state_dict(ckpt["state_dict"], strict=False)
-    if missing or unexpected:
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path}: weights do not fit the model its config builds "
-            f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}); was it written by another version?"
-        )
+    check_weights_fit(task, ckpt["state_dict"], cfg.ckpt_path)
+    task.load_state_dict(ckpt["state_dict"])
     drop = [str(m) for m in cfg.get("drop") or []]
     unknown = [m for m in drop if m not in data.modalities]
     if unknown:

@@ -101,18 +101,6 @@ class FusionTask(pl.LightningModule):
     def forward(self, inputs: dict[str, ModalityBatch]) -> dict[str, Any]:
         return self.model(inputs)
 
-    def transfer_batch_to_device(self, batch: dict[str, Any], device: torch.device, dataloader_idx: int) -> Any:
-        """Moves x, present and the target; ``lengths`` stay on the CPU, where
-        ``pack_padded_sequence`` reads them (no device-to-host copy per step). Batches are
-        collated on the CPU, so there is nothing to do on a CPU device."""
-        if device.type == "cpu":
-            return batch
-        inputs = {
-            m: mb._replace(x=mb.x.to(device, non_blocking=True), present=mb.present.to(device, non_blocking=True))
-            for m, mb in batch["inputs"].items()
-        }
-        return {**batch, "inputs": inputs, "target": batch["target"].to(device, non_blocking=True)}
-
     # ---- training-time corruption -------------------------------------------------------
     def drop_modalities(self, inputs: dict[str, ModalityBatch]) -> dict[str, ModalityBatch]:
         """Marks each modality of each sample absent with probability ``modality_dropout``."""
@@ -146,8 +134,8 @@ class FusionTask(pl.LightningModule):
         if stage == "train" and not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"the training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}, "
-                f"batch {self._batch_idx}. The last good checkpoint is kept (checkpoints/last.ckpt). Lower "
-                "model.optimizer.lr, keep trainer.gradient_clip_val set, or check the data for NaN/inf."
+                f"batch {self._batch_idx}. {self._kept_checkpoint()}Lower model.optimizer.lr, keep "
+                "trainer.gradient_clip_val set, or check the data for NaN/inf."
             )
         bs = len(target)
         if self.aux_weight > 0 and "aux_logits" in out:
@@ -172,6 +160,14 @@ class FusionTask(pl.LightningModule):
         if stage == "test" and self.confusion is not None:
             self.confusion.update(preds, target_m)
         return loss
+
+    def _kept_checkpoint(self) -> str:
+        """What a failed run leaves to resume from: only a checkpoint that exists is named."""
+        ckpt = getattr(self.trainer, "checkpoint_callback", None)
+        last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
+        if last and Path(last).is_file():
+            return f"The last good checkpoint is kept: {last}. "
+        return "No checkpoint was written before it (the first epoch had not ended). "
 
     def _loggers_write_this_step(self) -> bool:
         """True on the training steps whose logged values reach the loggers (every
@@ -237,10 +233,18 @@ class FusionTask(pl.LightningModule):
 
     # ---- optimisation --------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
+        # torch checks the optimizer's and scheduler's settings in their constructors: what they
+        # refuse here comes from model.optimizer.* / model.scheduler.*, a user's setting
+        try:
+            optimizer = self.optimizer_factory(params=self.parameters())
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"model.optimizer: {exc}") from exc
         if self.scheduler_factory is None:
             return optimizer
         monitor, mode = monitor_for(self.target_spec)
         kwargs = {"mode": mode} if getattr(self.scheduler_factory, "func", None) is ReduceLROnPlateau else {}
-        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        try:
+            scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"model.scheduler: {exc}") from exc
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}

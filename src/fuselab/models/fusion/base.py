@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fuselab.data.specs import ModalitySpec, TargetSpec
+from fuselab.errors import ConfigError
 from fuselab.models.encoders import EncoderFactory
 
 HeadFactory = Callable[..., nn.Module]  # partial(MLPHead, ...)(in_dim=..., out_dim=...)
@@ -29,6 +30,15 @@ class FusionContext:
     @property
     def names(self) -> list[str]:
         return list(self.modalities)
+
+    def require_several(self, level: str) -> None:
+        """A level that fuses modalities refuses a single one instead of quietly being unimodal."""
+        if len(self.modalities) < 2:
+            raise ConfigError(
+                f"fusion={level} fuses several modalities, but data.modalities={self.names} selects one. For a "
+                "unimodal baseline use fusion=feature (its concat operator passes one modality through), or "
+                "select more modalities"
+            )
 
     @property
     def temporal(self) -> list[str]:

@@ -31,6 +31,7 @@ class EarlyFusion(nn.Module):
 
     def __init__(self, ctx: FusionContext, align: str = "none") -> None:
         super().__init__()
+        ctx.require_several("early")
         if align not in ALIGNS:
             raise ConfigError(f"fusion.align={align!r} is not one of {list(ALIGNS)}")
         if not ctx.temporal:

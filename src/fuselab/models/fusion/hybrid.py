@@ -27,6 +27,7 @@ class HybridFusion(nn.Module):
         max_tensor_size: int = 100_000,
     ) -> None:
         super().__init__()
+        ctx.require_several("hybrid")
         self.names = ctx.names
         self.body = FusedEncoders(ctx, operator, fused_dim, tensor_dim, rank, max_tensor_size)
         out = ctx.target.num_outputs

@@ -70,6 +70,7 @@ class LateFusion(nn.Module):
 
     def __init__(self, ctx: FusionContext, combine: str = "mean") -> None:
         super().__init__()
+        ctx.require_several("late")
         self.names = ctx.names
         self.unimodal = UnimodalHeads(ctx)
         self.combiner = DecisionCombiner(ctx.names, combine, ctx.target)

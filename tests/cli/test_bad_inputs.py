@@ -1,0 +1,141 @@
+"""Every bad input of the README's table: exit code 2, one line on stderr that names the fix,
+no traceback, and nothing that existed on disk changed (an earlier completed run, the cache)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import FAST, SMALL_DATA, compose_train
+
+from fuselab.cli.common import run_guarded
+from fuselab.runs.job import eval_job, train_job
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    """Path -> content hash of every file under ``roots``."""
+    found = {}
+    for root in roots:
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                found[str(p)] = hashlib.sha1(p.read_bytes()).hexdigest()
+    return found
+
+
+@pytest.fixture(scope="module")
+def earlier_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A completed run (the thing a bad input must never touch) and its checkpoint."""
+    run_dir = tmp_path_factory.mktemp("earlier") / "run"
+    summary = train_job(compose_train([*SMALL_DATA, *FAST, "rnn.hidden_size=16"], output_dir=run_dir))
+    assert summary["status"] == "completed"
+    return run_dir
+
+
+def refused(tmp_path: Path, earlier: Path, capsys, overrides: list[str], config: str = "train") -> str:
+    cache = Path(compose_train([]).paths.cache_dir).expanduser()
+    before = snapshot(earlier, cache)
+    cfg = compose_train(overrides, output_dir=tmp_path / "new", config_name=config)
+    job, prog = (train_job, "fuselab-train") if config == "train" else (eval_job, "fuselab-eval")
+    with pytest.raises(SystemExit) as exit_info:
+        run_guarded(job, cfg, prog)
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"{prog}: error: ")
+    assert snapshot(earlier, cache) == before, "a refused input changed files that existed before it"
+    return lines[0]
+
+
+TRAIN_CASES = {
+    "empty modalities": (["data.modalities=[]"], r"data.modalities=\[\] is invalid.*data.modalities=\[signal,image\]"),
+    "one name for a list": (["data.modalities=signal"], r"it takes a list: data.modalities=\[signal\]"),
+    "unknown modality": (["data.modalities=[signal,audio]"], r"It has: \['signal', 'tokens', 'image'\]"),
+    "eval batch of 0": (["data.eval_batch_size=0"], r"data.eval_batch_size=0 is invalid.*e.g. data.eval_batch_size="),
+    "misspelled resume": (["resume=autp"], r"resume='autp' is invalid: expected null or auto"),
+    "fit=false without a checkpoint": (["fit=false"], r"no ckpt_path is given; pass ckpt_path="),
+    "no training batches": (["trainer.limit_train_batches=0"], r"limit_train_batches=0 is invalid.*=0.5"),
+    "no test batches": (["trainer.limit_test_batches=0"], r"set test=false to skip testing"),
+    "endless run": (["trainer.max_epochs=-1"], r"trains without end.*trainer.max_epochs=20"),
+    "fusion of width 0": (["fusion.operator=sum", "fusion.fused_dim=0"], r"fusion.fused_dim=0 is invalid.*=64"),
+    "negative seed": (["seed=-1"], r"seed=-1 is invalid.*seed=1"),
+    "infinite learning rate": (["model.optimizer.lr=inf"], r"expected a finite positive number"),
+    "empty split": (["data.train_size=0"], r"data.train_size=0 must be >= 1, e.g. data.train_size=4000"),
+    "negative split": (["data.test_size=-5"], r"data.test_size=-5 must be >= 1"),
+    "late fusion on one modality": (["fusion=late", "data.modalities=[signal]"], r"use fusion=feature"),
+    "absurd size": (["rnn.hidden_size=200000"], r"parameters need about [\d.]+ GiB.*Lower rnn.hidden_size"),
+    "fp16 on CPU": (["trainer.accelerator=cpu", "trainer.precision=16-mixed"], r"trainer.precision=bf16-mixed"),
+    "missing checkpoint": (["ckpt_path=/nonexistent/best.ckpt"], r"does not exist; pass the best.ckpt of a run"),
+    "optimizer setting torch refuses": (["model.optimizer.weight_decay=-1"], r"model.optimizer: Invalid weight_decay"),
+    "no gradient accumulation step": (["+trainer.accumulate_grad_batches=0"], r"accumulate_grad_batches=0 is invalid"),
+    "trainer setting Lightning refuses": (["trainer.devices=0"], r"trainer: .*devices=0"),
+    "checkpoint monitor never logged": (["callbacks.model_checkpoint.monitor=val/bogus"], r"\(Lightning\) .*val/bogus"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRAIN_CASES))
+def test_refused_training_inputs(case: str, tmp_path: Path, earlier_run: Path, capsys):
+    overrides, expect = TRAIN_CASES[case]
+    line = refused(tmp_path, earlier_run, capsys, [*SMALL_DATA, *FAST, *overrides])
+    assert re.search(expect, line), line
+
+
+def test_checkpoints_that_do_not_fit(tmp_path: Path, earlier_run: Path, capsys):
+    ckpt = earlier_run / "checkpoints" / "best.ckpt"
+    other_model = refused(tmp_path, earlier_run, capsys, [*SMALL_DATA, *FAST, f"ckpt_path={ckpt}"])
+    assert re.search(r"does not fit the model this config builds.*other shapes", other_model)
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[:1000])
+    line = refused(tmp_path, earlier_run, capsys, [*SMALL_DATA, *FAST, f"ckpt_path={truncated}"])
+    assert "not a readable checkpoint (truncated or corrupt?)" in line
+    line = refused(tmp_path, earlier_run, capsys, [*SMALL_DATA, *FAST, f"ckpt_path={earlier_run}"])
+    assert "is a directory; pass a file such as" in line
+
+
+def test_output_or_cache_that_is_a_file(tmp_path: Path, earlier_run: Path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    cfg = compose_train([*SMALL_DATA, *FAST], output_dir=blocker)
+    with pytest.raises(SystemExit):
+        run_guarded(train_job, cfg, "fuselab-train")
+    assert "the output directory" in capsys.readouterr().err and blocker.read_text() == "x"
+    line = refused(tmp_path, earlier_run, capsys, [*SMALL_DATA, *FAST, "data.seed=7", f"paths.cache_dir={blocker}"])
+    assert re.search(r"the dataset cache .*a-file is a file; set paths.cache_dir=<dir>", line)
+
+
+EVAL_CASES = {
+    "no checkpoint": ([], r"needs the checkpoint to evaluate: ckpt_path="),
+    "unknown split": (["split=train", "ckpt_path=CKPT"], r"split=train is not one of \['test', 'val'\]"),
+    "unknown modality dropped": (["drop=[audio]", "ckpt_path=CKPT"], r"drop=\['audio'\]: not modalities of this run"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EVAL_CASES))
+def test_refused_evaluation_inputs(case: str, tmp_path: Path, earlier_run: Path, capsys):
+    overrides, expect = EVAL_CASES[case]
+    ckpt = str(earlier_run / "checkpoints" / "best.ckpt")
+    line = refused(tmp_path, earlier_run, capsys, [o.replace("CKPT", ckpt) for o in overrides], config="eval")
+    assert re.search(expect, line), line
+
+
+def test_a_run_that_trains_nothing_is_not_completed(tmp_path: Path, earlier_run: Path, capsys):
+    """Resuming a checkpoint that already reached trainer.max_epochs runs no step: refused, and
+    the new run's summary says failed, not completed."""
+    last = earlier_run / "checkpoints" / "last.ckpt"
+    line = refused(tmp_path, earlier_run, capsys, [*SMALL_DATA, *FAST, "rnn.hidden_size=16", f"ckpt_path={last}"])
+    assert re.search(r"fit ran no training step: resumed from .*last.ckpt at epoch 1.*Raise trainer.max_epochs", line)
+    summary = json.loads((tmp_path / "new" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "fit ran no training step" in summary["error"]
+
+
+def test_a_reused_run_directory_keeps_the_earlier_run(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    first = train_job(compose_train([*SMALL_DATA, *FAST], output_dir=run_dir))
+    second = train_job(compose_train([*SMALL_DATA, *FAST, "seed=2"], output_dir=run_dir))
+    kept = json.loads((run_dir / "attempts" / "1" / "summary.json").read_text())
+    assert kept["status"] == "completed" and kept["metrics"] == first["metrics"]
+    assert (run_dir / "attempts" / "1" / "checkpoints" / "best.ckpt").exists()
+    assert json.loads((run_dir / "summary.json").read_text())["config_hash"] == second["config_hash"]
