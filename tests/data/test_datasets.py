@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -264,6 +265,12 @@ def test_each_dataset_trains_end_to_end(tmp_path: Path):
         summary = train(compose_train([*overrides, *FAST], output_dir=tmp_path / name))
         assert summary["status"] == "completed", name
         assert expected[name] <= set(summary["metrics"]), (name, sorted(summary["metrics"]))
+    # every classification run writes its confusion (per label for multilabel) and a per-class table
+    assert (tmp_path / "avmnist" / "confusion_matrix.csv").exists()
+    labels = (tmp_path / "mmimdb" / "confusion_per_label.csv").read_text().splitlines()
+    assert labels[0] == "label,tn,fp,fn,tp" and len(labels) == 24 and labels[1].startswith("drama,")
+    imdb = json.loads((tmp_path / "mmimdb" / "summary.json").read_text())
+    assert len(imdb["per_class"]) == 23 and set(imdb["per_class"]["drama"]) == {"precision", "recall", "f1", "support"}
 
 
 def test_normalisation_uses_the_train_split_only(tmp_path: Path):

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import FAST, SMALL_DATA, compose_train
@@ -77,6 +78,24 @@ def test_step_loss_on_logging_steps_and_epoch_means(tmp_path: Path):
     assert weights == pytest.approx([1.0] * 4, abs=1e-5)  # softmax weights over the present modalities
 
 
+def test_monitored_on_macro_recall_with_balanced_classes(tmp_path: Path):
+    summary = run(
+        tmp_path,
+        "model.monitor=val/recall_macro",
+        "model.loss.class_weights=balanced",
+        "data.balanced_sampler=true",
+        "model/optimizer=sgd",
+        "model.optimizer.nesterov=true",
+    )
+    assert summary["status"] == "completed" and summary["monitor"] == "val/recall_macro"
+    assert {"test/recall_macro", "test/precision_micro", "val/recall_macro"} <= set(summary["metrics"])
+    assert sorted(summary["per_class"]) == ["0", "1", "2", "3"]
+    support = sum(row["support"] for row in summary["per_class"].values())
+    assert support == 64  # the whole test split (SMALL_DATA), every class counted once
+    rows = (tmp_path / "confusion_matrix.csv").read_text().splitlines()
+    assert rows[0] == "true\\predicted,0,1,2,3" and len(rows) == 5
+
+
 def test_eval_reproduces_the_test_metrics(tmp_path: Path):
     summary = run(tmp_path / "train", "trainer.max_epochs=2", "fusion=late")
     eval_cfg = compose_train(
@@ -85,6 +104,23 @@ def test_eval_reproduces_the_test_metrics(tmp_path: Path):
     result = evaluate(eval_cfg)
     for key in ("test/acc", "test/f1_macro", "test/loss"):
         assert result["metrics"][key] == pytest.approx(summary["metrics"][key], abs=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_predictions_file_has_a_row_per_test_sample_and_reproduces_the_metrics(tmp_path: Path, fmt: str):
+    import pandas as pd
+
+    summary = run(tmp_path / "train", "fusion=late")
+    overrides = [f"ckpt_path={summary['best_checkpoint']}", "save_predictions=true", f"predictions_format={fmt}"]
+    result = evaluate(compose_train(overrides, output_dir=tmp_path / "eval", config_name="eval"))
+    path = tmp_path / "eval" / f"predictions.{fmt}"
+    assert result["predictions"] == str(path)
+    frame = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
+    assert len(frame) == 64 and list(frame["id"]) == list(range(64))  # SMALL_DATA's test split
+    assert (frame["prediction"] == frame["target"]).mean() == pytest.approx(result["metrics"]["test/acc"], abs=1e-6)
+    probs = frame[[f"prob_{c}" for c in "0123"]].to_numpy()
+    assert np.allclose(probs.sum(1), 1, atol=1e-5) and (probs.argmax(1) == frame["prediction"]).all()
+    assert {"prediction_signal", "prediction_tokens", "prediction_image"} <= set(frame.columns)
 
 
 def test_eval_drops_named_modalities(tmp_path: Path):

@@ -75,6 +75,23 @@ class EpochShuffle(Sampler[int]):
         return self.size
 
 
+class EpochBalancedSampler(EpochShuffle):
+    """Draws ``size`` training samples per epoch, with replacement, every class equally likely
+    (sample weight 1 / its class's count); like :class:`EpochShuffle`, the draw depends only on
+    (seed, epoch), so a resumed run sees the same batches."""
+
+    def __init__(self, labels: np.ndarray, seed: int) -> None:
+        super().__init__(len(labels), seed)
+        labels = np.asarray(labels).astype(np.int64).ravel()
+        counts = np.bincount(labels)
+        weights = 1.0 / counts[labels]
+        self.p = weights / weights.sum()
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        return iter(rng.choice(self.size, size=self.size, replace=True, p=self.p).tolist())
+
+
 class PairedDataModule(pl.LightningDataModule, abc.ABC):
     """Base class. Subclasses implement ``modality_names``, ``fingerprint`` and ``build``."""
 
@@ -91,6 +108,7 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         cache_dir: str | None = None,
         loader_seed: int = 0,
         normalize: bool = False,
+        balanced_sampler: bool = False,
     ) -> None:
         super().__init__()
         available = self.modality_names()
@@ -128,6 +146,7 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         self.cache_dir = Path(cache_dir or default_cache_dir()).expanduser()
         self.loader_seed = int(loader_seed)
         self.normalize = bool(normalize)
+        self.balanced_sampler = bool(balanced_sampler)
         self.splits: dict[str, datasets.Dataset] = {}
         self._stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
         self._description: DataDescription | None = None
@@ -273,7 +292,7 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         return DataLoader(
             data,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            sampler=EpochShuffle(len(data), self.loader_seed) if shuffle else None,
+            sampler=self._train_sampler(len(data)) if shuffle else None,
             collate_fn=self.collate(),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
@@ -283,6 +302,16 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
     def transfer_batch_to_device(self, batch: Any, device: Any, dataloader_idx: int) -> Any:
         """Lightning's hook; the generic one walks every batch's structure, this one knows it."""
         return move_batch(batch, device)
+
+    def _train_sampler(self, size: int) -> Sampler[int]:
+        if not self.balanced_sampler:
+            return EpochShuffle(size, self.loader_seed)
+        if self.describe().target.kind != "multiclass":
+            raise ConfigError(
+                f"data.balanced_sampler=true balances classes of a multiclass target; this one is "
+                f"{self.describe().target.kind}: use model.loss.class_weights=balanced instead"
+            )
+        return EpochBalancedSampler(self.split_labels("train"), self.loader_seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -126,6 +126,7 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
         build_trainer,
         checkpoint_callback,
         describe_data,
+        resolve_class_weights,
     )
     from fuselab.training.callbacks import RankReport, StepCounter
     from fuselab.training.loggers import build_loggers, finish_loggers
@@ -133,7 +134,7 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg.data)
     data = describe_data(dm)
-    task = build_fusion_task(cfg, data, config=to_plain(cfg))
+    task = build_fusion_task(cfg, data, config=to_plain(cfg), class_weights=resolve_class_weights(cfg, dm, data))
     loggers = build_loggers(cfg, ctx["choices"], list(data.modalities), group=ctx["group"])
     callbacks = build_callbacks(cfg, data, with_logger=bool(loggers))
     counter = StepCounter()
@@ -174,6 +175,7 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
         monitor=monitor,
         modalities=list(data.modalities),
         num_parameters=sum(p.numel() for p in task.parameters()),
+        per_class=task.per_class or None,
     )
     finish_loggers(loggers, metrics, monitor)
 

@@ -88,9 +88,15 @@ def check_model_fits(cfg: DictConfig, data: DataDescription) -> int:
     return count
 
 
-def build_fusion_task(cfg: DictConfig, data: DataDescription, config: dict[str, Any] | None = None) -> FusionTask:
-    """The model of ``cfg.fusion``/``cfg.rnn``/``cfg.model`` for ``data``, wrapped in the training loop.
-    Its size is checked first, so an absurd setting fails with an estimate instead of an allocation error."""
+def build_fusion_task(
+    cfg: DictConfig,
+    data: DataDescription,
+    config: dict[str, Any] | None = None,
+    class_weights: list[float] | None = None,
+) -> FusionTask:
+    """The model of ``cfg.fusion``/``cfg.rnn``/``cfg.model`` for ``data``, wrapped in the training
+    loop. Its size is checked first, so an absurd setting fails with an estimate instead of an
+    allocation error. ``class_weights``: resolved weights (see :func:`resolve_class_weights`)."""
     check_model_fits(cfg, data)
     model = _config_errors("model", build_model, cfg, data)
     m = cfg.model
@@ -106,14 +112,36 @@ def build_fusion_task(cfg: DictConfig, data: DataDescription, config: dict[str, 
         regression_loss=str(m.loss.regression),
         aux_weight=float(m.loss.aux_weight),
         modality_dropout=float(m.modality_dropout),
+        metrics=_names(m.get("metrics")),
+        monitor=m.get("monitor"),
+        class_weights=class_weights,
         config=config,
     )
+
+
+def _names(value: Any) -> list[str] | None:
+    return [str(v) for v in value] if value else None
+
+
+def resolve_class_weights(cfg: DictConfig, dm: PairedDataModule, data: DataDescription) -> list[float] | None:
+    """``model.loss.class_weights``: null, ``balanced`` (computed from the train split's labels),
+    or one weight per class."""
+    from fuselab.training.losses import balanced_class_weights
+
+    setting = cfg.model.loss.get("class_weights")
+    if setting is None:
+        return None
+    if setting == "balanced":
+        return balanced_class_weights(dm.split_labels("train"), data.target)
+    if isinstance(setting, str):
+        raise ConfigError(f"model.loss.class_weights={setting} is not balanced, null or a list, e.g. [1.0,3.0]")
+    return [float(w) for w in setting]
 
 
 def build_callbacks(cfg: DictConfig, data: DataDescription, with_logger: bool) -> list[Callback]:
     """The callbacks of ``cfg.callbacks``; ``monitor: auto``/``mode: auto`` become the target's
     monitored metric (see :func:`~fuselab.training.metrics.monitor_for`)."""
-    monitor, mode = monitor_for(data.target)
+    monitor, mode = monitor_for(data.target, cfg.model.get("monitor"), _names(cfg.model.get("metrics")))
     callbacks: list[Callback] = []
     for cb_cfg in (cfg.get("callbacks") or {}).values():
         if cb_cfg is None or "_target_" not in cb_cfg:

@@ -55,6 +55,51 @@ def check_weights_fit(task: Any, state_dict: dict[str, Any], path: str | Path) -
         )
 
 
+def write_predictions(batches: list[dict[str, Any]], target: Any, out_dir: Path, fmt: str) -> Path:
+    """One row per test sample: ``id`` (its row in the test split), ``target``, ``prediction``,
+    the probabilities (``prob_<class>``; multilabel: per label) and, for late and hybrid fusion,
+    each modality's own prediction (``prediction_<modality>``)."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from fuselab.training.metrics import predictions
+
+    if not batches:
+        raise ConfigError("the test split gave no batch: nothing to write (check trainer.limit_test_batches)")
+    logits = torch.cat([b["logits"] for b in batches])
+    truth = torch.cat([b["target"] for b in batches])
+    names = list(target.class_names) or [str(i) for i in range(target.num_outputs)]
+    frame = pd.DataFrame({"id": np.arange(len(logits))})
+
+    def columns(prefix: str, values: torch.Tensor) -> None:
+        v = values.numpy()
+        if v.ndim == 1:
+            frame[prefix] = v
+        else:
+            for i, name in enumerate(names[: v.shape[1]]):
+                frame[f"{prefix}_{name}"] = v[:, i]
+
+    columns("target", truth)
+    columns(
+        "prediction", predictions(target, logits) > 0.5 if target.kind == "multilabel" else predictions(target, logits)
+    )
+    if target.kind == "multiclass":
+        columns("prob", torch.softmax(logits, -1))
+    elif target.kind == "multilabel":
+        columns("prob", torch.sigmoid(logits))
+    for m in batches[0]["aux"]:
+        aux = predictions(target, torch.cat([b["aux"][m] for b in batches]))
+        columns(f"prediction_{m}", aux > 0.5 if target.kind == "multilabel" else aux)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"predictions.{fmt}"
+    if fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
 def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Test (or validate, ``split=val``) the checkpoint ``cfg.ckpt_path``. Returns ``metrics``,
     ``split``, ``dropped`` and, with ``robustness.enabled``, ``robustness``."""
@@ -76,7 +121,7 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             f"the data does not match the checkpoint: it was trained on {stored.to_dict()}, the data gives "
             f"{data.to_dict()}. Drop conflicting data.* overrides."
         )
-    task = build_fusion_task(run_cfg, data, config=hp["config"])
+    task = build_fusion_task(run_cfg, data, config=hp["config"], class_weights=hp.get("class_weights") or None)
     check_weights_fit(task, ckpt["state_dict"], cfg.ckpt_path)
     task.load_state_dict(ckpt["state_dict"])
     drop = [str(m) for m in cfg.get("drop") or []]
@@ -85,20 +130,33 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"drop={unknown}: not modalities of this run; it has {list(data.modalities)}")
     task.absent = tuple(drop)
 
+    save = bool(cfg.get("save_predictions", False))
+    fmt = str(cfg.get("predictions_format", "parquet"))
+    if save and (split != "test" or fmt not in ("parquet", "csv")):
+        raise ConfigError(
+            f"save_predictions=true writes the test split's predictions as parquet or csv; "
+            f"got split={split}, predictions_format={fmt}"
+        )
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
+    if save and trainer.world_size > 1:
+        raise ConfigError("save_predictions=true numbers rows by their place in the test split: run it on one device")
+    task.collected = [] if save else None
     run = trainer.test if split == "test" else trainer.validate
     results = run(task, datamodule=dm, verbose=False)
     out: dict[str, Any] = {
         "metrics": {k: float(v) for r in results for k, v in r.items()},
         "split": split,
         "dropped": drop,
+        "per_class": task.per_class or None,
     }
+    if save:
+        out["predictions"] = str(write_predictions(task.collected or [], data.target, out_dir, fmt))
+        task.collected = None
     rob = cfg.get("robustness") or {}
     if rob.get("enabled"):
-        from fuselab.training.metrics import monitor_for
         from fuselab.training.robustness import run_robustness
 
-        metric = rob.get("metric") or monitor_for(data.target)[0].replace("val/", "test/")
+        metric = rob.get("metric") or task.monitor[0].replace("val/", "test/")
         report = run_robustness(
             task,
             dm,

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, PearsonCorrCoef
-from torchmetrics.classification import Accuracy, F1Score, MulticlassConfusionMatrix
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection, PearsonCorrCoef
+from torchmetrics.classification import (
+    Accuracy,
+    F1Score,
+    MulticlassConfusionMatrix,
+    MultilabelConfusionMatrix,
+    Precision,
+    Recall,
+)
 
 from fuselab.data.specs import TargetSpec
+from fuselab.errors import ConfigError
 from fuselab.training.affect_metrics import AffectMetrics
 
 
@@ -25,35 +33,80 @@ def flatten_metrics(values: dict[str, Any], prefix: str = "") -> dict[str, torch
     return flat
 
 
-def build_metrics(target: TargetSpec) -> MetricCollection:
-    n = target.num_outputs
+def _classification(kind: str, n: int) -> dict[str, Callable[[], Metric]]:
+    """Every classification metric fuselab offers, by its logged name."""
+    size = {"num_classes": n} if kind == "multiclass" else {"num_labels": n}
+    made: dict[str, Callable[[], Metric]] = {"acc": lambda: Accuracy(task=kind, average="micro", **size)}
+    for name, cls in (("f1", F1Score), ("precision", Precision), ("recall", Recall)):
+        for avg in ("macro", "micro"):
+            made[f"{name}_{avg}"] = lambda cls=cls, avg=avg: cls(task=kind, average=avg, **size)
+    return made
+
+
+AVAILABLE: dict[str, Callable[[int], dict[str, Callable[[], Metric]]]] = {
+    "multiclass": lambda n: _classification("multiclass", n),
+    "multilabel": lambda n: _classification("multilabel", n),
+    "regression": lambda n: {
+        "mae": MeanAbsoluteError,
+        "mse": MeanSquaredError,
+        "corr": lambda: PearsonCorrCoef(num_outputs=n),
+    },
+}
+DEFAULTS = {
+    "multiclass": ["acc", "f1_macro", "f1_micro", "precision_macro", "precision_micro", "recall_macro", "recall_micro"],
+    "multilabel": ["f1_micro", "f1_macro", "precision_micro", "precision_macro", "recall_micro", "recall_macro"],
+    "regression": ["mae", "mse", "corr"],
+}
+AFFECT = ("mae", "corr", "acc7", "acc5", "acc2", "f1", "acc2_has0", "f1_has0")
+
+
+def metric_names(target: TargetSpec, names: Sequence[str] | None = None) -> list[str]:
+    """The metrics a run logs: ``names`` (``model.metrics``) checked against what the target
+    kind offers, or the kind's defaults. The affect set is computed as one."""
+    if target.metric_set == "affect":
+        if names:
+            raise ConfigError(f"model.metrics: the affect targets log {list(AFFECT)} together; set model.metrics=null")
+        return list(AFFECT)
+    offered = AVAILABLE[target.kind](target.num_outputs)
+    if not names:
+        return list(DEFAULTS[target.kind])
+    unknown = [m for m in names if m not in offered]
+    if unknown or len(set(names)) != len(names):
+        raise ConfigError(
+            f"model.metrics={list(names)}: a {target.kind} target offers {list(offered)} "
+            f"(each once), e.g. model.metrics=[{','.join(DEFAULTS[target.kind][:2])}]"
+        )
+    return list(names)
+
+
+def build_metrics(target: TargetSpec, names: Sequence[str] | None = None) -> MetricCollection:
     if target.metric_set == "affect":
         return MetricCollection({"affect": AffectMetrics()})
-    if target.kind == "multiclass":
-        return MetricCollection(
-            {
-                "acc": Accuracy(task="multiclass", num_classes=n),
-                "f1_macro": F1Score(task="multiclass", num_classes=n, average="macro"),
-            }
-        )
-    if target.kind == "multilabel":
-        return MetricCollection(
-            {
-                "f1_micro": F1Score(task="multilabel", num_labels=n, average="micro"),
-                "f1_macro": F1Score(task="multilabel", num_labels=n, average="macro"),
-            }
-        )
-    return MetricCollection(
-        {"mae": MeanAbsoluteError(), "mse": MeanSquaredError(), "corr": PearsonCorrCoef(num_outputs=n)}
-    )
+    offered = AVAILABLE[target.kind](target.num_outputs)
+    return MetricCollection({m: offered[m]() for m in metric_names(target, names)})
 
 
 MONITORS = {"multiclass": ("val/acc", "max"), "multilabel": ("val/f1_micro", "max"), "regression": ("val/mae", "min")}
+LOWER_IS_BETTER = ("loss", "mae", "mse")
 
 
-def monitor_for(target: TargetSpec) -> tuple[str, str]:
-    """The validation metric that selects the best checkpoint, and its mode."""
-    return MONITORS[target.kind]
+def monitor_for(target: TargetSpec, monitor: str | None = None, names: Sequence[str] | None = None) -> tuple[str, str]:
+    """The validation metric that selects the best checkpoint (and steps a plateau schedule),
+    and its mode. ``monitor`` (``model.monitor``) may name any logged validation metric."""
+    if not monitor:
+        default, mode = MONITORS[target.kind]
+        if target.metric_set != "affect" and names and default.split("/")[1] not in names:
+            first = names[0]  # the default is not logged: the first metric asked for
+            return f"val/{first}", "min" if first in LOWER_IS_BETTER else "max"
+        return default, mode
+    logged = ["loss", *metric_names(target, names)]
+    name = monitor.split("/", 1)[1] if monitor.startswith("val/") else None
+    if name not in logged:
+        raise ConfigError(
+            f"model.monitor={monitor} is not a validation metric this run logs; choose one of "
+            f"{['val/' + m for m in logged]}"
+        )
+    return monitor, "min" if name in LOWER_IS_BETTER else "max"
 
 
 def predictions(target: TargetSpec, logits: torch.Tensor) -> torch.Tensor:
@@ -95,3 +148,40 @@ def save_confusion_matrix(
         if type(lg).__name__ == "WandbLogger":
             lg.log_image(key="test/confusion_matrix", images=[str(png)])
     return png
+
+
+def per_class_scores(counts: torch.Tensor, names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support per class from (C, 4) counts of tp, fp, fn, support."""
+    out = {}
+    for name, (tp, fp, fn, support) in zip(names, counts.tolist()):
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(support)}
+    return out
+
+
+def multiclass_counts(cm: torch.Tensor) -> torch.Tensor:
+    """(C, C) confusion matrix (rows true, columns predicted) -> (C, 4) tp, fp, fn, support."""
+    tp = cm.diag()
+    support = cm.sum(1)
+    return torch.stack([tp, cm.sum(0) - tp, support - tp, support], 1)
+
+
+def multilabel_counts(cms: torch.Tensor) -> torch.Tensor:
+    """(L, 2, 2) per-label [[tn, fp], [fn, tp]] -> (L, 4) tp, fp, fn, support."""
+    tp, fp, fn = cms[:, 1, 1], cms[:, 0, 1], cms[:, 1, 0]
+    return torch.stack([tp, fp, fn, tp + fn], 1)
+
+
+def save_label_confusions(confusion: MultilabelConfusionMatrix, target: TargetSpec, out_dir: Path) -> Path:
+    """confusion_per_label.csv: tn, fp, fn, tp of each label of a multilabel target."""
+    cms = confusion.compute().cpu()
+    names = list(target.class_names) or [str(i) for i in range(len(cms))]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "confusion_per_label.csv"
+    with open(path, "w") as f:
+        f.write("label,tn,fp,fn,tp\n")
+        for name, m in zip(names, cms.tolist()):
+            f.write(f"{name},{int(m[0][0])},{int(m[0][1])},{int(m[1][0])},{int(m[1][1])}\n")
+    return path

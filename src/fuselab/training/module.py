@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +10,23 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
-from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassConfusionMatrix, MultilabelConfusionMatrix
 
 from fuselab.data.specs import DataDescription, ModalityBatch
 from fuselab.errors import ConfigError
 from fuselab.training.losses import TargetLoss
-from fuselab.training.metrics import build_metrics, flatten_metrics, monitor_for, predictions, save_confusion_matrix
+from fuselab.training.metrics import (
+    build_metrics,
+    flatten_metrics,
+    monitor_for,
+    multiclass_counts,
+    multilabel_counts,
+    per_class_scores,
+    predictions,
+    save_confusion_matrix,
+    save_label_confusions,
+)
 
 STAGES = ("train", "val", "test")
 
@@ -73,30 +84,47 @@ class FusionTask(pl.LightningModule):
         regression_loss: str = "l1",
         aux_weight: float = 0.0,
         modality_dropout: float = 0.0,
+        metrics: Sequence[str] | None = None,
+        monitor: str | None = None,
+        class_weights: Sequence[float] | None = None,
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= modality_dropout < 1.0:
             raise ConfigError(f"model.modality_dropout must be in [0, 1), got {modality_dropout}")
-        self.save_hyperparameters({"data": data.to_dict(), "config": config or {}})
+        self.save_hyperparameters(
+            {"data": data.to_dict(), "config": config or {}, "class_weights": list(class_weights or [])}
+        )
         self.model = model
         self.target_spec = data.target
-        self.loss = TargetLoss(data.target, label_smoothing, regression_loss)
+        self.loss = TargetLoss(data.target, label_smoothing, regression_loss, class_weights)
+        self.metric_names = list(metrics or [])
+        self.monitor = monitor_for(data.target, monitor, self.metric_names)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.aux_weight = aux_weight
         self.modality_dropout = modality_dropout
         # modalities marked absent for every evaluated sample (fuselab-eval drop=[...])
         self.absent: tuple[str, ...] = ()
+        # a list collects each test batch's outputs when set (fuselab-eval save_predictions=true)
+        self.collected: list[dict[str, Any]] | None = None
         # a callable applied to test inputs (robustness evaluation)
         self.perturbation: Callable[[dict[str, ModalityBatch]], dict[str, ModalityBatch]] | None = None
         self._batch_idx = -1
         self._train_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._means = EpochMeans()
         # ModuleDict keys may not shadow nn.Module attributes ("train"), hence the suffix.
-        self.metrics = nn.ModuleDict({f"{s}_metrics": build_metrics(data.target).clone(prefix=f"{s}/") for s in STAGES})
+        self.metrics = nn.ModuleDict(
+            {f"{s}_metrics": build_metrics(data.target, self.metric_names).clone(prefix=f"{s}/") for s in STAGES}
+        )
         n = data.target.num_outputs
-        self.confusion = MulticlassConfusionMatrix(num_classes=n) if data.target.kind == "multiclass" else None
+        self.confusion: Metric | None = None
+        if data.target.kind == "multiclass":
+            self.confusion = MulticlassConfusionMatrix(num_classes=n)
+        elif data.target.kind == "multilabel":
+            self.confusion = MultilabelConfusionMatrix(num_labels=n)
+        # the test split's precision, recall, F1 and support per class (set at the end of a test)
+        self.per_class: dict[str, dict[str, float]] = {}
 
     def forward(self, inputs: dict[str, ModalityBatch]) -> dict[str, Any]:
         return self.model(inputs)
@@ -157,8 +185,11 @@ class FusionTask(pl.LightningModule):
             self._train_outputs.append((preds, target_m.detach()))
         else:
             metrics.update(preds, target_m)
+        if stage == "test" and self.collected is not None:
+            aux = {m: a.detach().float().cpu() for m, a in (out.get("aux_logits") or {}).items()}
+            self.collected.append({"logits": logits.detach().float().cpu(), "target": target_m.cpu(), "aux": aux})
         if stage == "test" and self.confusion is not None:
-            self.confusion.update(preds, target_m)
+            self.confusion.update(preds, target_m.long() if self.target_spec.kind == "multilabel" else target_m)
         return loss
 
     def _kept_checkpoint(self) -> str:
@@ -217,9 +248,19 @@ class FusionTask(pl.LightningModule):
         self._log_epoch_metrics("test")
         if self.confusion is None:
             return
-        self.confusion.compute()  # every rank takes part in the sync
+        counts = self.confusion.compute().cpu()  # every rank takes part in the sync
+        target = self.target_spec
+        names = list(target.class_names) or [str(i) for i in range(target.num_outputs)]
+        if target.kind == "multiclass":
+            self.per_class = per_class_scores(multiclass_counts(counts), names)
+        else:
+            self.per_class = per_class_scores(multilabel_counts(counts), names)
         if self.trainer.is_global_zero:
-            save_confusion_matrix(self.confusion, self.target_spec, Path(self.trainer.default_root_dir), self.loggers)
+            out = Path(self.trainer.default_root_dir)
+            if target.kind == "multiclass":
+                save_confusion_matrix(self.confusion, target, out, self.loggers)
+            else:
+                save_label_confusions(self.confusion, target, out)
         self.confusion.reset()
 
     # ---- exact resumption: the RNG (dropout, modality dropout) continues where it stopped ----
@@ -241,7 +282,7 @@ class FusionTask(pl.LightningModule):
             raise ConfigError(f"model.optimizer: {exc}") from exc
         if self.scheduler_factory is None:
             return optimizer
-        monitor, mode = monitor_for(self.target_spec)
+        monitor, mode = self.monitor
         kwargs = {"mode": mode} if getattr(self.scheduler_factory, "func", None) is ReduceLROnPlateau else {}
         try:
             scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
