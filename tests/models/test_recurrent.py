@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fuselab.models.recurrent import CELLS, POOLINGS, RecurrentEncoder
+from fuselab.config.choices import POOLINGS
+from fuselab.models.recurrent import CELLS, RecurrentEncoder
 
 
 def _encoder(cell: str, pooling: str, bidirectional: bool = False, layers: int = 1) -> RecurrentEncoder:

@@ -31,7 +31,7 @@ def run(tmp_path: Path, *overrides: str, loggers: bool = False) -> dict:
 
 
 @pytest.mark.parametrize("fusion", ["early", "feature", "late"])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "transformer"])
 def test_every_fusion_and_cell_trains(tmp_path: Path, fusion: str, cell: str):
     summary = run(tmp_path, f"fusion={fusion}", f"rnn={cell}")
     assert summary["status"] == "completed"
@@ -43,7 +43,7 @@ def test_every_fusion_and_cell_trains(tmp_path: Path, fusion: str, cell: str):
     assert on_disk["wall_time_s"] > 0 and on_disk["modalities"] == ["signal", "tokens", "image"]
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "transformer"])
 def test_bf16_mixed_trains_every_cell_on_cpu(tmp_path: Path, cell: str):
     summary = run(tmp_path, "trainer=cpu", "trainer.precision=bf16-mixed", f"rnn={cell}", "fusion=early")
     assert summary["status"] == "completed"

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from fuselab.config.choices import POOLINGS
 from fuselab.errors import ConfigError
+from fuselab.models.pooling import StepPooling
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -46,9 +46,9 @@ class RecurrentEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if cell not in CELLS:
-            raise ConfigError(f"rnn.cell={cell!r} is not one of {list(CELLS)} (choose with rnn=rnn|lstm|gru)")
-        if pooling not in POOLINGS:
-            raise ConfigError(f"rnn.pooling={pooling!r} is not one of {list(POOLINGS)}")
+            raise ConfigError(
+                f"rnn.cell={cell!r} is not one of {list(CELLS)} (choose the encoder with rnn=rnn|lstm|gru|transformer)"
+            )
         if hidden_size < 1 or num_layers < 1:
             raise ConfigError(f"rnn.hidden_size and rnn.num_layers must be >= 1, got {hidden_size}, {num_layers}")
         kwargs = {"nonlinearity": "tanh"} if cell == "rnn" else {}
@@ -68,12 +68,7 @@ class RecurrentEncoder(nn.Module):
         self.directions = 2 if bidirectional else 1
         self.out_dim = hidden_size * self.directions
         self.pooling = pooling
-        # score_t = v . tanh(W o_t); no bias on v: softmax ignores a shared shift (it would get no gradient)
-        self.attention = (
-            nn.Sequential(nn.Linear(self.out_dim, self.out_dim), nn.Tanh(), nn.Linear(self.out_dim, 1, bias=False))
-            if pooling == "attention"
-            else None
-        )
+        self.pool = StepPooling(self.out_dim, pooling)
 
     def initial_state(self, h0: torch.Tensor) -> torch.Tensor:
         """Expand a (B, hidden) state to every layer and direction: (layers*dirs, B, hidden)."""
@@ -106,14 +101,8 @@ class RecurrentEncoder(nn.Module):
         return outputs, h_n
 
     def _pool(self, outputs: torch.Tensor, h_n: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.pooling == "last":
+        last = None
+        if self.pooling == "last":  # the top layer's final state, both directions when bidirectional
             top = h_n.view(self.num_layers, self.directions, h_n.shape[1], self.hidden_size)[-1]
-            return top.transpose(0, 1).reshape(h_n.shape[1], self.out_dim)
-        m = mask.unsqueeze(-1)
-        if self.pooling == "mean":
-            return (outputs * m).sum(1) / m.sum(1).clamp_min(1)
-        if self.pooling == "max":
-            return outputs.masked_fill(~m, float("-inf")).amax(1)
-        scores = self.attention(outputs).squeeze(-1).masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores.float(), dim=1).to(outputs.dtype)
-        return torch.bmm(weights.unsqueeze(1), outputs).squeeze(1)
+            last = top.transpose(0, 1).reshape(h_n.shape[1], self.out_dim)
+        return self.pool(outputs, mask, last)
