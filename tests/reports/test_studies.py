@@ -295,3 +295,28 @@ def test_list_outside_a_checkout_says_where_it_looked(tmp_path: Path, capsys):
     assert study_main(["--experiments", str(tmp_path / "nowhere"), "list"]) == 2
     err = capsys.readouterr().err
     assert f"no studies in {tmp_path / 'nowhere'}" in err and "--experiments <folder>" in err
+
+
+def test_unchecked_references_are_marked_wherever_they_are_shown():
+    runs = [
+        {
+            "status": "completed",
+            "choices": {"fusion": "early"},
+            "overrides": [],
+            "metrics": {"test/acc2": 0.75, "test/mae": 1.0},
+        }
+    ]
+    cells = [
+        {"where": {"fusion": "early"}, "metric": "test/acc2", "value": 0.753, "tolerance": 0.02, "checked": False},
+        {"where": {"fusion": "early"}, "metric": "test/mae", "value": 1.023, "tolerance": 0.01},
+    ]
+    lines = side_by_side([check_cell(c, runs, "test/acc2") for c in cells])
+    assert lines[0].endswith("; † reference unchecked):")
+    row = " ".join("\n".join(lines).splitlines()[-1].split())
+    assert row == "| fusion=early | 0.750 / 0.753 † ✓ | 1.000 / 1.023 ✗ |"
+    for name in ("mmsa", "multibench", "mult_acl2019"):
+        spec = yaml.safe_load((REPO / "experiments" / name / "study.yaml").read_text())
+        unchecked = [c for c in spec["reference"]["cells"] if c.get("checked", True) is False]
+        assert unchecked, name
+    mmsa = yaml.safe_load((REPO / "experiments" / "mmsa" / "study.yaml").read_text())["reference"]["cells"]
+    assert all(c.get("checked") is False for c in mmsa if c["metric"] in ("test/f1", "test/f1_has0"))

@@ -126,14 +126,13 @@ def side_by_side(results: list[CellResult]) -> list[str]:
                 continue
             ref = r.reference.split(" ± ")[0]
             measured = "-" if r.n == 0 else f"{r.mean:.3f}"
-            entries.append(f"{measured} / {ref} {({True: '✓', False: '✗', None: '·'})[r.agrees]}")
+            unchecked = "" if r.checked else " †"
+            entries.append(f"{measured} / {ref}{unchecked} {({True: '✓', False: '✗', None: '·'})[r.agrees]}")
         body.append([", ".join(f"{k}={v}" for k, v in where) or "all runs", *entries])
     header = ["setting", *(m.split("/")[-1] for m in metrics)]
-    return [
-        "Side by side (measured mean / reference; ✓ agrees, ✗ does not, · not run):",
-        "",
-        markdown_table(header, body),
-    ]
+    legend = "Side by side (measured mean / reference; ✓ agrees, ✗ does not, · not run"
+    legend += "; † reference unchecked):" if any(not r.checked for r in results) else "):"
+    return [legend, "", markdown_table(header, body)]
 
 
 def _num(x: float) -> float | None:
