@@ -169,3 +169,13 @@ def test_two_preparations_of_one_dataset_take_turns(tmp_path: Path):
     for t in threads:
         t.join(60)
     assert len(builds) == 1 and all(dm.is_prepared() for dm in modules)
+
+
+def test_regression_variant_gives_float_targets(tmp_path: Path):
+    from fuselab.data.synthetic import SyntheticDataModule
+
+    dm = SyntheticDataModule(regression=True, train_size=32, val_size=8, test_size=8, cache_dir=str(tmp_path))
+    assert dm.describe().target == TargetSpec("regression", 1)
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["target"].dtype == torch.float32 and batch["target"].shape == (8, 1)
+    assert set(batch["target"].flatten().tolist()) <= {0.0, 1.0, 2.0, 3.0}

@@ -19,6 +19,8 @@ the label ``y`` relates to the latents:
              RNN outputs has to single out one step of T (it learns that, by telescoping, but
              worse and slower than last pooling the longer the sequences: see the README).
 
+With ``regression=true`` the target is ``y`` as a float (a regression with the same known answers).
+
 Everything is drawn from ``numpy.random.default_rng(seed)``: the same settings give the same data.
 """
 
@@ -71,6 +73,7 @@ class SyntheticDataModule(PairedDataModule):
         noise: float = 0.5,
         token_noise: float = 0.1,
         seed: int = 0,
+        regression: bool = False,
         **loader_kwargs: Any,
     ) -> None:
         if interaction not in INTERACTIONS:
@@ -122,6 +125,7 @@ class SyntheticDataModule(PairedDataModule):
             noise=float(noise),
             token_noise=float(token_noise),
             seed=int(seed),
+            regression=bool(regression),
         )
         super().__init__(**loader_kwargs)
 
@@ -141,7 +145,9 @@ class SyntheticDataModule(PairedDataModule):
                 "signal": datasets.Array2D(shape=(None, p["signal_dim"]), dtype="float32"),
                 "tokens": datasets.List(datasets.Value("int32")),
                 "image": datasets.Array3D(shape=(1, p["image_size"], p["image_size"]), dtype="float32"),
-                "label": datasets.ClassLabel(names=[str(i) for i in range(p["num_classes"])]),
+                "label": datasets.Value("float32")
+                if p["regression"]
+                else datasets.ClassLabel(names=[str(i) for i in range(p["num_classes"])]),
             }
         )
         out = {}
@@ -154,7 +160,11 @@ class SyntheticDataModule(PairedDataModule):
             "tokens": ModalitySpec("tokens", "tokens", (None,), vocab_size=p["vocab_size"]),
             "image": ModalitySpec("image", "image", (1, p["image_size"], p["image_size"])),
         }
-        target = TargetSpec("multiclass", k, tuple(str(i) for i in range(k)))
+        target = (
+            TargetSpec("regression", 1)
+            if p["regression"]
+            else TargetSpec("multiclass", k, tuple(str(i) for i in range(k)))
+        )
         return PreparedData(datasets.DatasetDict(out), specs, target, aligned=p["aligned"])
 
 
@@ -228,4 +238,5 @@ def generate(rng: np.random.Generator, n: int, p: dict[str, Any], protos: dict[s
         seq[steps] = np.where(corrupt, rng.integers(k + 1, p["vocab_size"], size=len(types)), types + 1)
         tokens.append(seq.astype(np.int32))
     images = protos["image"][own["image"]] + noise * rng.standard_normal((n, *protos["image"].shape[1:]))
-    return {"signal": signals, "tokens": tokens, "image": images.astype(np.float32), "label": y.astype(np.int64)}
+    label = y.astype(np.float32) if p["regression"] else y.astype(np.int64)
+    return {"signal": signals, "tokens": tokens, "image": images.astype(np.float32), "label": label}
