@@ -40,4 +40,4 @@ def test_wheel_contains_every_config(tmp_path: Path):
 def test_module_entry_point_prints_help(tmp_path: Path):
     result = run_cli(["-m", "fuselab.cli.train", "--help"], cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "fusion: conditioned, early, feature, hybrid, late" in result.stdout
+    assert "fusion: conditioned, crossmodal, early, feature, hybrid, late" in result.stdout
