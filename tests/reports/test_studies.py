@@ -13,7 +13,8 @@ from conftest import REPO, compose_train, run_cli
 from fixtures_data import write_affect, write_avmnist, write_mmimdb
 
 from fuselab.cli.study import main as study_main
-from fuselab.reports.studies.report import check_cell, reproduction_lines, side_by_side
+from fuselab.reports.studies.cells import check_cell, side_by_side
+from fuselab.reports.studies.report import reproduction_lines
 from fuselab.reports.studies.run import sweep_command
 from fuselab.reports.studies.spec import load_study
 
@@ -321,3 +322,23 @@ def test_unchecked_references_are_marked_wherever_they_are_shown():
         assert unchecked, name
     mmsa = yaml.safe_load((REPO / "experiments" / "mmsa" / "study.yaml").read_text())["reference"]["cells"]
     assert all(c.get("checked") is False for c in mmsa if c["metric"] in ("test/f1", "test/f1_has0"))
+
+
+def test_a_cell_whose_runs_were_still_improving_gets_no_verdict():
+    def run(fusion: str, acc: float, converged: bool) -> dict:
+        return {
+            "status": "completed",
+            "choices": {"fusion": fusion},
+            "overrides": [],
+            "metrics": {"test/acc": acc},
+            "converged": converged,
+            "history": {"epoch": [0, 1], "val/acc": [acc - 0.1, acc]},
+        }
+
+    runs = [run("early", 0.5, False), run("early", 0.6, True), run("late", 0.9, True)]
+    limited = check_cell({"where": {"fusion": "early"}, "min": 0.9}, runs, "test/acc")
+    assert limited.agrees is None and limited.budget_limited == 1 and limited.n == 2
+    beaten = check_cell({"where": {"fusion": "late"}, "above": [{"fusion": "early"}]}, runs, "test/acc")
+    assert beaten.agrees is None and beaten.budget_limited == 1  # its baseline had not converged
+    done = check_cell({"where": {"fusion": "late"}, "min": 0.8}, runs, "test/acc")
+    assert done.agrees is True and done.budget_limited == 0

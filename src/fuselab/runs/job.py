@@ -128,7 +128,7 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
         describe_data,
         resolve_class_weights,
     )
-    from fuselab.training.callbacks import RankReport, StepCounter
+    from fuselab.training.callbacks import RankReport, StepCounter, ValidationHistory
     from fuselab.training.loggers import build_loggers, finish_loggers
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -138,7 +138,8 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     loggers = build_loggers(cfg, ctx["choices"], list(data.modalities), group=ctx["group"])
     callbacks = build_callbacks(cfg, data, with_logger=bool(loggers))
     counter = StepCounter()
-    callbacks += [RankReport(ctx["overrides"], summary.data["config_hash"]), counter]
+    history = ValidationHistory(*task.monitor)
+    callbacks += [RankReport(ctx["overrides"], summary.data["config_hash"]), counter, history]
     trainer = build_trainer(cfg, callbacks, loggers, strategy=resolve_strategy(cfg.trainer.get("strategy", "auto")))
     if resume:  # a checkpoint of another model or another version fails here, in one line
         from fuselab.training.evaluate import check_weights_fit, load_checkpoint
@@ -157,6 +158,10 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
             )
     # Read the checkpoint paths now: validate/test below restore the callback's state
     # from the best checkpoint, which predates the last one.
+    stopped = any(
+        getattr(cb, "stopped_epoch", 0) > 0 for cb in trainer.callbacks if type(cb).__name__ == "EarlyStopping"
+    )
+    summary.update(**history.report(stopped_early=stopped))
     ckpt = checkpoint_callback(trainer)
     best = (ckpt.best_model_path or None) if ckpt else None
     last = (ckpt.last_model_path or None) if ckpt else None

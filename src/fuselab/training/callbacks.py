@@ -22,6 +22,39 @@ class StepCounter(Callback):
         self.steps += 1
 
 
+class ValidationHistory(Callback):
+    """The monitored validation metric after every epoch, and whether training still improved it
+    at its end: a run whose best epoch is its last one and that was not stopped early had not
+    converged (its budget, not the method, decided the number)."""
+
+    def __init__(self, monitor: str, mode: str) -> None:
+        self.monitor, self.mode = monitor, mode
+        self.epochs: list[int] = []
+        self.values: list[float] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after the epoch's metrics are logged (on_validation_epoch_end still sees the last epoch's)
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return  # the sanity check and the final validate/test of the best checkpoint are no epochs
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None:
+            self.epochs.append(int(trainer.current_epoch))
+            self.values.append(float(value))
+
+    def report(self, stopped_early: bool) -> dict[str, object]:
+        if not self.values:
+            return {}
+        pick = max if self.mode == "max" else min
+        best = self.values.index(pick(self.values))
+        return {
+            "history": {"epoch": self.epochs, self.monitor: self.values},
+            "best_epoch": self.epochs[best],
+            "stopped_early": stopped_early,
+            # still improving at the end: the best value came in the final validated epoch
+            "converged": stopped_early or best < len(self.values) - 1,
+        }
+
+
 class RankReport(Callback):
     """Each rank logs the overrides and config hash it trains with (one log file per rank), so
     a DDP job whose ranks disagree is visible in its logs."""

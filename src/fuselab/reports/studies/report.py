@@ -8,131 +8,54 @@ import json
 import math
 import shutil
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fuselab.errors import ConfigError
-from fuselab.reports.compare import Comparison, compare_summaries, find_summaries, rows, settings, write_outputs
+from fuselab.reports.compare import Comparison, compare_summaries, find_summaries, rows, write_outputs
+from fuselab.reports.studies.cells import check_cell, format_cell, side_by_side
 from fuselab.reports.studies.spec import Study
 from fuselab.reports.tables import markdown_table
 
-
-# ---- reference cells ---------------------------------------------------------------------------
-@dataclass
-class CellResult:
-    where: dict[str, Any]
-    metric: str
-    mean: float
-    std: float
-    n: int
-    reference: str
-    agrees: bool | None
-    citation: str
-    checked: bool
+BUDGET_KEYS = (
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.limit_train_batches",
+    "callbacks",
+    "callbacks.early_stopping.patience",
+    "data.train_size",
+)
 
 
-def _matches(s: dict[str, str], where: dict[str, Any]) -> bool:
-    return all(str(s.get(k)) == str(v) for k, v in where.items())
-
-
-def _cell_settings(summary: dict[str, Any]) -> dict[str, str]:
-    out = settings(summary)
-    if summary.get("_study_part"):
-        out["part"] = str(summary["_study_part"])
-    return out
-
-
-def _values(summaries: list[dict[str, Any]], where: dict[str, Any], metric: str) -> list[float]:
-    return [
-        s["metrics"][metric]
-        for s in summaries
-        if s.get("status") == "completed"
-        and _matches(_cell_settings(s), where)
-        and isinstance(s.get("metrics", {}).get(metric), (int, float))
-        and not math.isnan(s["metrics"][metric])
-    ]
-
-
-def check_cell(cell: dict[str, Any], summaries: list[dict[str, Any]], default_metric: str) -> CellResult:
-    """One reference cell against the runs that match its ``where``. Kinds: ``value`` ±
-    ``tolerance`` (a published number), ``min``/``max`` (known-answer bounds), or ``above``: one
-    or more other groups of the same study (e.g. the unimodal baselines) whose mean the cell's
-    mean must exceed."""
-    metric = cell.get("metric", default_metric)
-    where = dict(cell.get("where") or {})
-    values = _values(summaries, where, metric)
-    mean = statistics.fmean(values) if values else math.nan
-    std = statistics.stdev(values) if len(values) > 1 else math.nan
-    agrees: bool | None
-    if "value" in cell:
-        tol = float(cell.get("tolerance", 0.0))
-        ref = f"{cell['value']} ± {tol}"
-        agrees = None if not values else abs(mean - float(cell["value"])) <= tol
-    elif "above" in cell:
-        others = cell["above"] if isinstance(cell["above"], list) else [cell["above"]]
-        parts, means = [], []
-        for other in others:
-            vals = _values(summaries, dict(other), metric)
-            means.append(statistics.fmean(vals) if vals else math.nan)
-            name = ", ".join(f"{k}={v}" for k, v in other.items())
-            parts.append(f"{means[-1]:.4f} ({name})" if vals else f"not run ({name})")
-        ref = "> " + " and ".join(parts)
-        agrees = None if not values or any(math.isnan(m) for m in means) else mean > max(means)
-    else:
-        lo, hi = cell.get("min"), cell.get("max")
-        ref = " and ".join(p for p in (f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else "") if p)
-        agrees = None if not values else (lo is None or mean >= float(lo)) and (hi is None or mean <= float(hi))
-    return CellResult(
-        where,
-        metric,
-        mean,
-        std,
-        len(values),
-        ref,
-        agrees,
-        str(cell.get("citation", "")),
-        bool(cell.get("checked", True)),
+def budget_line(study: Study, summaries: list[dict[str, Any]]) -> str:
+    """The training budget the sweep sets, and how many runs ended still improving."""
+    set_by = {o.split("=", 1)[0]: o.split("=", 1)[1] for p in study.parts for o in p.overrides if "=" in o}
+    budget = ", ".join(f"{k}={set_by[k]}" for k in BUDGET_KEYS if k in set_by) or "the configs' defaults"
+    tracked = [s for s in summaries if s.get("status") == "completed" and "converged" in s]
+    open_ended = sum(1 for s in tracked if s["converged"] is False)
+    stopped = sum(1 for s in tracked if s.get("stopped_early"))
+    if not tracked:
+        return f"Budget: {budget}. (These runs predate the record of validation curves: convergence is not known.)"
+    return (
+        f"Budget: {budget}. Of {len(tracked)} runs, {stopped} were stopped early, and {open_ended} were still "
+        "improving their monitored validation metric at their last epoch (budget-limited: no verdict for "
+        "cells that include them)."
     )
 
 
-def _fmt(r: CellResult) -> str:
-    if r.n == 0:
-        return "not run"
-    return f"{r.mean:.4f}" + ("" if math.isnan(r.std) else f" ± {r.std:.4f}") + f" (n={r.n})"
-
-
-def side_by_side(results: list[CellResult]) -> list[str]:
-    """The reference cells as the paper lays them out: a row per setting, a column per metric,
-    each entry "measured / published" with a mark. Empty when no setting has two metrics."""
-    table: list[tuple[tuple, dict[str, CellResult]]] = []
-    for r in results:
-        key = tuple(r.where.items())
-        row = next((cells for where, cells in table if where == key and r.metric not in cells), None)
-        if row is None:  # a second reference for the same setting and metric gets a row of its own
-            row = {}
-            table.append((key, row))
-        row[r.metric] = r
-    if all(len(cells) < 2 for _, cells in table):
-        return []
-    metrics = list(dict.fromkeys(r.metric for r in results))
-    body = []
-    for where, cells in table:
-        entries = []
-        for m in metrics:
-            r = cells.get(m)
-            if r is None:
-                entries.append("")
-                continue
-            ref = r.reference.split(" ± ")[0]
-            measured = "-" if r.n == 0 else f"{r.mean:.3f}"
-            unchecked = "" if r.checked else " †"
-            entries.append(f"{measured} / {ref}{unchecked} {({True: '✓', False: '✗', None: '·'})[r.agrees]}")
-        body.append([", ".join(f"{k}={v}" for k, v in where) or "all runs", *entries])
-    header = ["setting", *(m.split("/")[-1] for m in metrics)]
-    legend = "Side by side (measured mean / reference; ✓ agrees, ✗ does not, · not run"
-    legend += "; † reference unchecked):" if any(not r.checked for r in results) else "):"
-    return [legend, "", markdown_table(header, body)]
+def validation_curves(c: Comparison) -> dict[str, tuple[list[int], list[float], str]]:
+    """Per group: the mean over its runs of the monitored validation metric per epoch."""
+    curves = {}
+    for g in c.groups:
+        histories = [r.get("history") for r in g.runs if r.get("history")]
+        if not histories:
+            continue
+        monitor = next(k for k in histories[0] if k != "epoch")
+        length = min(len(h["epoch"]) for h in histories)
+        mean = [statistics.fmean(h[monitor][i] for h in histories) for i in range(length)]
+        label = ", ".join(f"{a}={v}" for a, v in zip(c.axes, g.key)) or "all runs"
+        curves[label] = (histories[0]["epoch"][:length], mean, monitor)
+    return curves
 
 
 def _num(x: float) -> float | None:
@@ -226,6 +149,7 @@ def report_study(study: Study, outputs: Path) -> Path:
             f"{len(summaries)} runs ({failed} not completed). Cells are mean ± std (ddof=1) over the runs that match."
         ),
     ]
+    lines += ["", budget_line(study, summaries)]
     missing = [p.name for p, d in parts if not d.exists()]
     if missing:
         lines += ["", f"Parts not run yet: {', '.join(missing)}."]
@@ -241,10 +165,18 @@ def report_study(study: Study, outputs: Path) -> Path:
         for r in results:
             where = ", ".join(f"{k}={v}" for k, v in r.where.items()) or "all runs"
             mark = {True: "yes", False: "**no**", None: "-"}[r.agrees] + ("" if r.checked else " (reference unchecked)")
-            cells.append([where, r.metric, _fmt(r), r.reference, mark])
+            if r.budget_limited:
+                mark = f"budget-limited ({r.budget_limited} runs still improving at their last epoch)"
+            cells.append([where, r.metric, format_cell(r), r.reference, mark])
         lines.append(markdown_table(["cell", "metric", "measured", "reference", "agrees"], cells))
         agreed = [r.agrees for r in results if r.agrees is not None]
-        tail = f"; {len(results) - len(agreed)} not run." if len(agreed) < len(results) else "."
+        limited = sum(1 for r in results if r.budget_limited)
+        not_run = len(results) - len(agreed) - limited
+        tail = (
+            (f"; {limited} budget-limited (no verdict: runs still improving at their last epoch)" if limited else "")
+            + (f"; {not_run} not run" if not_run else "")
+            + "."
+        )
         lines += ["", f"{sum(agreed)} of {len(agreed)} cells agree" + tail]
         if unchecked:
             lines += [
@@ -277,6 +209,16 @@ def report_study(study: Study, outputs: Path) -> Path:
         for w in write_outputs(comparison, tmp):
             if w.suffix == ".png":
                 shutil.copy(w, plots / (f"{p.name}_{w.name}" if several else w.name))
+        curves = validation_curves(comparison)
+        if curves:
+            from fuselab.reports.plots import curves_png
+
+            monitor = next(iter(curves.values()))[2]
+            curves_png(
+                {k: v[:2] for k, v in curves.items()},
+                monitor,
+                plots / (f"{p.name}_curves.png" if several else "curves.png"),
+            )
     current["cells"] = [
         {
             "where": r.where,

@@ -1,0 +1,149 @@
+"""Reference cells of a study checked against its runs: a published value within a tolerance,
+known-answer bounds, or beating other groups (baselines); no verdict where runs had not
+converged; the side-by-side table laid out as the paper lays it out."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from fuselab.reports.compare import settings
+from fuselab.reports.tables import markdown_table
+
+
+# ---- reference cells ---------------------------------------------------------------------------
+@dataclass
+class CellResult:
+    where: dict[str, Any]
+    metric: str
+    mean: float
+    std: float
+    n: int
+    reference: str
+    agrees: bool | None
+    citation: str
+    checked: bool
+    # runs of the cell still improving their monitored validation metric at their last epoch
+    budget_limited: int = 0
+
+
+def _matches(s: dict[str, str], where: dict[str, Any]) -> bool:
+    return all(str(s.get(k)) == str(v) for k, v in where.items())
+
+
+def _cell_settings(summary: dict[str, Any]) -> dict[str, str]:
+    out = settings(summary)
+    if summary.get("_study_part"):
+        out["part"] = str(summary["_study_part"])
+    return out
+
+
+def _values(summaries: list[dict[str, Any]], where: dict[str, Any], metric: str) -> list[float]:
+    return [
+        s["metrics"][metric]
+        for s in summaries
+        if s.get("status") == "completed"
+        and _matches(_cell_settings(s), where)
+        and isinstance(s.get("metrics", {}).get(metric), (int, float))
+        and not math.isnan(s["metrics"][metric])
+    ]
+
+
+def _not_converged(summaries: list[dict[str, Any]], where: dict[str, Any]) -> int:
+    return sum(
+        1
+        for s in summaries
+        if s.get("status") == "completed" and s.get("converged") is False and _matches(_cell_settings(s), where)
+    )
+
+
+def check_cell(cell: dict[str, Any], summaries: list[dict[str, Any]], default_metric: str) -> CellResult:
+    """One reference cell against the runs that match its ``where``. Kinds: ``value`` ±
+    ``tolerance`` (a published number), ``min``/``max`` (known-answer bounds), or ``above``: one
+    or more other groups of the same study (e.g. the unimodal baselines) whose mean the cell's
+    mean must exceed."""
+    metric = cell.get("metric", default_metric)
+    where = dict(cell.get("where") or {})
+    values = _values(summaries, where, metric)
+    mean = statistics.fmean(values) if values else math.nan
+    std = statistics.stdev(values) if len(values) > 1 else math.nan
+    agrees: bool | None
+    if "value" in cell:
+        tol = float(cell.get("tolerance", 0.0))
+        ref = f"{cell['value']} ± {tol}"
+        agrees = None if not values else abs(mean - float(cell["value"])) <= tol
+    elif "above" in cell:
+        others = cell["above"] if isinstance(cell["above"], list) else [cell["above"]]
+        parts, means = [], []
+        for other in others:
+            vals = _values(summaries, dict(other), metric)
+            means.append(statistics.fmean(vals) if vals else math.nan)
+            name = ", ".join(f"{k}={v}" for k, v in other.items())
+            parts.append(f"{means[-1]:.4f} ({name})" if vals else f"not run ({name})")
+        ref = "> " + " and ".join(parts)
+        agrees = None if not values or any(math.isnan(m) for m in means) else mean > max(means)
+    else:
+        lo, hi = cell.get("min"), cell.get("max")
+        ref = " and ".join(p for p in (f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else "") if p)
+        agrees = None if not values else (lo is None or mean >= float(lo)) and (hi is None or mean <= float(hi))
+    # a cell whose runs (or whose baselines' runs) were still improving gets no verdict
+    limited = _not_converged(summaries, where) + sum(
+        _not_converged(summaries, dict(o)) for o in (cell.get("above") or []) if isinstance(o, dict)
+    )
+    if isinstance(cell.get("above"), dict):
+        limited += _not_converged(summaries, dict(cell["above"]))
+    if limited:
+        agrees = None
+    return CellResult(
+        where,
+        metric,
+        mean,
+        std,
+        len(values),
+        ref,
+        agrees,
+        str(cell.get("citation", "")),
+        bool(cell.get("checked", True)),
+        limited,
+    )
+
+
+def format_cell(r: CellResult) -> str:
+    if r.n == 0:
+        return "not run"
+    return f"{r.mean:.4f}" + ("" if math.isnan(r.std) else f" ± {r.std:.4f}") + f" (n={r.n})"
+
+
+def side_by_side(results: list[CellResult]) -> list[str]:
+    """The reference cells as the paper lays them out: a row per setting, a column per metric,
+    each entry "measured / published" with a mark. Empty when no setting has two metrics."""
+    table: list[tuple[tuple, dict[str, CellResult]]] = []
+    for r in results:
+        key = tuple(r.where.items())
+        row = next((cells for where, cells in table if where == key and r.metric not in cells), None)
+        if row is None:  # a second reference for the same setting and metric gets a row of its own
+            row = {}
+            table.append((key, row))
+        row[r.metric] = r
+    if all(len(cells) < 2 for _, cells in table):
+        return []
+    metrics = list(dict.fromkeys(r.metric for r in results))
+    body = []
+    for where, cells in table:
+        entries = []
+        for m in metrics:
+            r = cells.get(m)
+            if r is None:
+                entries.append("")
+                continue
+            ref = r.reference.split(" ± ")[0]
+            measured = "-" if r.n == 0 else f"{r.mean:.3f}"
+            unchecked = "" if r.checked else " †"
+            entries.append(f"{measured} / {ref}{unchecked} {({True: '✓', False: '✗', None: '·'})[r.agrees]}")
+        body.append([", ".join(f"{k}={v}" for k, v in where) or "all runs", *entries])
+    header = ["setting", *(m.split("/")[-1] for m in metrics)]
+    legend = "Side by side (measured mean / reference; ✓ agrees, ✗ does not, · not run"
+    legend += "; † reference unchecked):" if any(not r.checked for r in results) else "):"
+    return [legend, "", markdown_table(header, body)]
