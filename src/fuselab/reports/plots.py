@@ -60,14 +60,14 @@ def heatmap_png(
 def curves_png(curves: dict[str, tuple[Sequence[int], Sequence[float]]], metric: str, path: Path) -> Path:
     """One line per group: the monitored validation metric over epochs (mean over seeds)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.0, 3.6))
-    for label, (epochs, values) in curves.items():
-        ax.plot(epochs, values, marker="o", markersize=2, linewidth=1, label=label)
-    ax.set_xlabel("epoch")
+    fig, ax = plt.subplots(figsize=(9.0, 4.0))
+    styles = ["-", "--", ":", "-."]
+    for i, (label, (epochs, values)) in enumerate(curves.items()):
+        ax.plot(epochs, values, styles[(i // 10) % 4], marker="o", markersize=2, linewidth=1, label=label)
+    ax.set_xlabel("epoch (the mean runs as long as the shortest run of its group)")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} per epoch (mean over seeds); a curve still rising at its end is budget-limited", fontsize=8)
-    if len(curves) <= 16:
-        ax.legend(fontsize=6, loc="best")
+    ax.legend(fontsize=5, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
