@@ -156,15 +156,17 @@ def test_a_cell_can_be_held_against_other_groups_of_the_study():
     assert lstm.agrees is None and "not run (part=audio_only, rnn=lstm)" in lstm.reference
 
 
+# one completed early-fusion run with two affect metrics, for the side-by-side tables
+EARLY_RUN = {
+    "status": "completed",
+    "choices": {"fusion": "early"},
+    "overrides": [],
+    "metrics": {"test/acc2": 0.75, "test/mae": 1.0},
+}
+
+
 def test_side_by_side_lays_cells_out_as_the_paper_does():
-    runs = [
-        {
-            "status": "completed",
-            "choices": {"fusion": "early"},
-            "overrides": [],
-            "metrics": {"test/acc2": 0.75, "test/mae": 1.0},
-        }
-    ]
+    runs = [EARLY_RUN]
     cells = [
         {"where": {"fusion": "early"}, "metric": "test/acc2", "value": 0.753, "tolerance": 0.02},
         {"where": {"fusion": "early"}, "metric": "test/mae", "value": 1.023, "tolerance": 0.01},
@@ -300,14 +302,7 @@ def test_list_outside_a_checkout_says_where_it_looked(tmp_path: Path, capsys):
 
 
 def test_unchecked_references_are_marked_wherever_they_are_shown():
-    runs = [
-        {
-            "status": "completed",
-            "choices": {"fusion": "early"},
-            "overrides": [],
-            "metrics": {"test/acc2": 0.75, "test/mae": 1.0},
-        }
-    ]
+    runs = [EARLY_RUN]
     cells = [
         {"where": {"fusion": "early"}, "metric": "test/acc2", "value": 0.753, "tolerance": 0.02, "checked": False},
         {"where": {"fusion": "early"}, "metric": "test/mae", "value": 1.023, "tolerance": 0.01},

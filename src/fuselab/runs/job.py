@@ -136,7 +136,7 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     data = describe_data(dm)
     task = build_fusion_task(cfg, data, config=to_plain(cfg), class_weights=resolve_class_weights(cfg, dm, data))
     loggers = build_loggers(cfg, ctx["choices"], list(data.modalities), group=ctx["group"])
-    callbacks = build_callbacks(cfg, data, with_logger=bool(loggers))
+    callbacks = build_callbacks(cfg, task.monitor, with_logger=bool(loggers))
     counter = StepCounter()
     history = ValidationHistory(*task.monitor)
     callbacks += [RankReport(ctx["overrides"], summary.data["config_hash"]), counter, history]

@@ -23,7 +23,6 @@ from fuselab.data.datamodule import PairedDataModule
 from fuselab.data.specs import DataDescription
 from fuselab.errors import ConfigError, user_error
 from fuselab.models.build import build_model
-from fuselab.training.metrics import monitor_for
 from fuselab.training.module import FusionTask
 
 T = TypeVar("T")
@@ -138,10 +137,10 @@ def resolve_class_weights(cfg: DictConfig, dm: PairedDataModule, data: DataDescr
     return [float(w) for w in setting]
 
 
-def build_callbacks(cfg: DictConfig, data: DataDescription, with_logger: bool) -> list[Callback]:
-    """The callbacks of ``cfg.callbacks``; ``monitor: auto``/``mode: auto`` become the target's
-    monitored metric (see :func:`~fuselab.training.metrics.monitor_for`)."""
-    monitor, mode = monitor_for(data.target, cfg.model.get("monitor"), _names(cfg.model.get("metrics")))
+def build_callbacks(cfg: DictConfig, monitored: tuple[str, str], with_logger: bool) -> list[Callback]:
+    """The callbacks of ``cfg.callbacks``; ``monitor: auto``/``mode: auto`` become the run's
+    monitored metric and its mode (``FusionTask.monitor``, from ``model.monitor``)."""
+    monitor, mode = monitored
     callbacks: list[Callback] = []
     for cb_cfg in (cfg.get("callbacks") or {}).values():
         if cb_cfg is None or "_target_" not in cb_cfg:

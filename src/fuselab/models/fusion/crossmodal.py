@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fuselab.errors import ConfigError
 from fuselab.models.fusion.base import FusionContext, FusionOutput
 from fuselab.models.transformer import sinusoidal_positions
 
@@ -54,8 +55,6 @@ class CrossModalFusion(nn.Module):
         super().__init__()
         ctx.require_several("crossmodal")
         if dim % heads:
-            from fuselab.errors import ConfigError
-
             raise ConfigError(f"fusion.dim={dim} must be a multiple of fusion.heads={heads}")
         self.names, self.dim = ctx.names, dim
         self.temporal = set(ctx.temporal)
