@@ -5,3 +5,6 @@ CELLS = ("rnn", "lstm", "gru")
 ENCODERS = (*CELLS, "transformer")
 POOLINGS = ("last", "mean", "max", "attention")
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
+# the decoder of generation targets
+ATTENTIONS = ("none", "additive", "dot", "hierarchical")
+DECODER_INITS = ("fused", "zero")

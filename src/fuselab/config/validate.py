@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from fuselab.config.choices import ENCODERS, POOLINGS, PRECISIONS
+from fuselab.config.choices import ATTENTIONS, CELLS, DECODER_INITS, ENCODERS, POOLINGS, PRECISIONS
 from fuselab.errors import ConfigError
 
 
@@ -84,6 +84,29 @@ RULES: list[tuple[str, Callable[[Any], bool], str, str]] = [
     ("model.head.dropout", lambda v: _is_num(v) and 0 <= v < 1, PROBABILITY, "model.head.dropout=0.1"),
     ("model.loss.aux_weight", lambda v: _is_num(v) and v >= 0, "a finite number >= 0", "model.loss.aux_weight=0.5"),
     ("model.optimizer.lr", lambda v: _is_num(v) and v > 0, "a finite positive number", "model.optimizer.lr=0.001"),
+    ("decoder.cell", lambda v: v in CELLS, f"one of {list(CELLS)}", "decoder.cell=lstm"),
+    ("decoder.attention", lambda v: v in ATTENTIONS, f"one of {list(ATTENTIONS)}", "decoder.attention=additive"),
+    ("decoder.init", lambda v: v in DECODER_INITS, f"one of {list(DECODER_INITS)}", "decoder.init=fused"),
+    ("decoder.hidden_size", _positive_int, POSITIVE, "decoder.hidden_size=128"),
+    ("decoder.num_layers", _positive_int, POSITIVE, "decoder.num_layers=1"),
+    ("decoder.embed_dim", _positive_int, POSITIVE, "decoder.embed_dim=64"),
+    ("decoder.attention_dim", _positive_int, POSITIVE, "decoder.attention_dim=64"),
+    ("decoder.memory_dim", _positive_int, POSITIVE, "decoder.memory_dim=64"),
+    ("decoder.dropout", lambda v: _is_num(v) and 0 <= v < 1, PROBABILITY, "decoder.dropout=0.1"),
+    (
+        "decoder.scheduled_sampling",
+        lambda v: _is_num(v) and 0 <= v <= 1,
+        "a number in [0, 1]",
+        "decoder.scheduled_sampling=0.25",
+    ),
+    ("decoder.search.beam_size", _positive_int, POSITIVE, "decoder.search.beam_size=5"),
+    ("decoder.search.max_length", _positive_int, POSITIVE, "decoder.search.max_length=30"),
+    (
+        "decoder.search.length_penalty",
+        lambda v: _is_num(v) and v >= 0,
+        "a finite number >= 0",
+        "decoder.search.length_penalty=1.0",
+    ),
 ]
 
 

@@ -93,6 +93,8 @@ def arrow_columns(
             per_step = flat.size // max(int(steps[-1]), 1) if steps[-1] else 1
             flat = flat.reshape(-1, per_step) if kind == "sequence" else flat
             out[name] = np.split(flat, steps[1:-1])
+        elif spec is None and pa.types.is_list(arr.type) and not pa.types.is_primitive(arr.type.value_type):
+            out[name] = arr.to_pylist()  # e.g. the reference texts of a generation sample
         elif hasattr(arr.type, "value_type"):
             flat = _flat(arr)
             out[name] = flat.reshape(n, -1) if spec is None else flat.reshape(n, *spec.shape)

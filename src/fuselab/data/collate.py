@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fuselab.data.specs import ModalityBatch, ModalitySpec, TargetSpec
+from fuselab.data.specs import BOS_ID, EOS_ID, PAD_ID, ModalityBatch, ModalitySpec, TargetSpec
 
 PRESENT_PREFIX = "present__"
+# the optional column of a generation dataset holding each sample's reference texts
+REFERENCES_COLUMN = "references"
 
 
 def present_column(name: str) -> str:
@@ -41,6 +43,17 @@ def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
         for m, mb in batch["inputs"].items()
     }
     return {**batch, "inputs": inputs, "target": batch["target"].to(device, non_blocking=True)}
+
+
+def token_targets(sequences: Sequence[np.ndarray]) -> torch.Tensor:
+    """Token id sequences -> (B, max_len + 2) int64: start, the tokens, end, then padding."""
+    longest = max((len(t) for t in sequences), default=0)
+    out = np.full((len(sequences), longest + 2), PAD_ID, dtype=np.int64)
+    out[:, 0] = BOS_ID
+    for i, t in enumerate(sequences):
+        out[i, 1 : 1 + len(t)] = t
+        out[i, 1 + len(t)] = EOS_ID
+    return torch.from_numpy(out)
 
 
 class PaddedCollate:
@@ -94,9 +107,14 @@ class PaddedCollate:
                     mean, std = self.stats[name]
                     arr = (arr - mean) / std
                 inputs[name] = ModalityBatch(torch.as_tensor(arr, dtype=torch.float32), None, present_t)
-        return {"inputs": inputs, "target": self._target(columns[self.target_column])}
+        batch = {"inputs": inputs, "target": self._target(columns[self.target_column])}
+        if self.target_spec.is_generation and REFERENCES_COLUMN in columns:
+            batch[REFERENCES_COLUMN] = [list(r) for r in columns[REFERENCES_COLUMN]]
+        return batch
 
     def _target(self, values: Any) -> torch.Tensor:
+        if self.target_spec.is_generation:
+            return token_targets([np.asarray(v) for v in values])
         if self.target_spec.kind == "multiclass":
             return torch.as_tensor(np.asarray(values, dtype=np.int64))
         y = torch.as_tensor(np.asarray(values, dtype=np.float32))

@@ -29,7 +29,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Sampler
 
 from fuselab.data.arrow import ArrowSplit
-from fuselab.data.collate import PaddedCollate, move_batch, present_column
+from fuselab.data.collate import REFERENCES_COLUMN, PaddedCollate, move_batch, present_column
 from fuselab.data.specs import DataDescription, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 from fuselab.locks import FileLock
@@ -256,7 +256,12 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
             self.normalization_stats()
         for split in SPLITS:
             table = dsd[split]
-            columns = [c for c in table.column_names if c in self.selected or c == self.target_column]
+            wanted = (
+                (self.target_column, REFERENCES_COLUMN)
+                if self.describe().target.is_generation
+                else (self.target_column,)
+            )
+            columns = [c for c in table.column_names if c in self.selected or c in wanted]
             columns += [present_column(m) for m in self.selected if present_column(m) in table.column_names]
             self.splits[split] = table.with_format("numpy", columns=columns)
 
@@ -288,7 +293,7 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
-        data = ArrowSplit(self.splits[split], self.describe().modalities)
+        data = ArrowSplit(self.splits[split], self.row_specs())
         return DataLoader(
             data,
             batch_size=self.batch_size if split == "train" else self.eval_batch_size,
@@ -298,6 +303,15 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
+
+    def row_specs(self) -> dict[str, ModalitySpec]:
+        """How the columns of a split are read: the selected modalities, and a generation
+        target as the variable-length token list it is."""
+        d = self.describe()
+        specs = dict(d.modalities)
+        if d.target.is_generation:
+            specs[self.target_column] = ModalitySpec(self.target_column, "tokens", (None,), d.target.num_outputs)
+        return specs
 
     def transfer_batch_to_device(self, batch: Any, device: Any, dataloader_idx: int) -> Any:
         """Lightning's hook; the generic one walks every batch's structure, this one knows it."""

@@ -7,6 +7,10 @@ from that description alone, never from dimensions typed into configs. A batch i
 
     {"inputs": {name: ModalityBatch(x, lengths, present)}, "target": Tensor}
 
+(a ``generation`` target is (B, L) token ids: start token, the tokens, end token, then padding;
+a batch may also carry ``"references"``: per sample, the reference texts its hypothesis is
+scored against, when there are several).
+
 with ``x`` padded along time for ``sequence``/``tokens`` modalities, ``lengths`` (B,) int64 for
 those kinds (``None`` for static ones), and ``present`` (B,) bool saying whether the modality was
 observed for that sample.
@@ -20,7 +24,10 @@ from typing import Any, NamedTuple
 import torch
 
 MODALITY_KINDS = ("sequence", "tokens", "image", "vector")
-TARGET_KINDS = ("multiclass", "multilabel", "regression")
+TARGET_KINDS = ("multiclass", "multilabel", "regression", "generation")
+# the first ids of every generation vocabulary
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 TEMPORAL_KINDS = ("sequence", "tokens")
 
 
@@ -68,19 +75,44 @@ class ModalitySpec:
 @dataclass(frozen=True)
 class TargetSpec:
     """What is predicted: ``multiclass`` (num_outputs classes), ``multilabel`` (num_outputs
-    labels) or ``regression`` (num_outputs values)."""
+    labels), ``regression`` (num_outputs values) or ``generation``: a token sequence over
+    ``vocabulary`` (num_outputs = its size), whose first entries are :data:`SPECIAL_TOKENS`
+    (pad 0, start 1, end 2, unknown 3). ``word_level``: hypotheses are the tokens joined by
+    spaces (words); otherwise concatenated (characters)."""
 
     kind: str
     num_outputs: int
     class_names: tuple[str, ...] = field(default_factory=tuple)
     # "default", or "affect" for sentiment regression (Acc2/Acc7/F1/MAE/Corr, MulT/MMSA protocol)
     metric_set: str = "default"
+    vocabulary: tuple[str, ...] = field(default_factory=tuple)
+    word_level: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in TARGET_KINDS:
             raise ValueError(f"target kind {self.kind!r} is not one of {TARGET_KINDS}")
         if self.num_outputs < 1:
             raise ValueError(f"a target needs num_outputs >= 1, got {self.num_outputs}")
+        if self.kind == "generation":
+            if tuple(self.vocabulary[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+                raise ValueError(f"a generation vocabulary starts with {SPECIAL_TOKENS}")
+            if self.num_outputs != len(self.vocabulary):
+                raise ValueError(f"num_outputs={self.num_outputs} is not the vocabulary's size {len(self.vocabulary)}")
+
+    @property
+    def is_generation(self) -> bool:
+        return self.kind == "generation"
+
+    def detokenize(self, ids: Any) -> str:
+        """Token ids -> text: stops at the first end token, drops pad and start tokens."""
+        words = []
+        for i in ids:
+            i = int(i)
+            if i == EOS_ID:
+                break
+            if i not in (PAD_ID, BOS_ID):
+                words.append(self.vocabulary[i] if 0 <= i < len(self.vocabulary) else SPECIAL_TOKENS[UNK_ID])
+        return (" " if self.word_level else "").join(words)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +120,8 @@ class TargetSpec:
             "num_outputs": self.num_outputs,
             "class_names": list(self.class_names),
             "metric_set": self.metric_set,
+            "vocabulary": list(self.vocabulary),
+            "word_level": self.word_level,
         }
 
     @classmethod
@@ -97,6 +131,8 @@ class TargetSpec:
             num_outputs=int(d["num_outputs"]),
             class_names=tuple(d.get("class_names", ())),
             metric_set=d.get("metric_set", "default"),
+            vocabulary=tuple(d.get("vocabulary", ())),
+            word_level=bool(d.get("word_level", True)),
         )
 
 

@@ -11,6 +11,18 @@ from torch import nn
 from fuselab.data.specs import DataDescription
 from fuselab.models.fusion.base import FusionContext
 
+# the keys of the ``decoder`` group that shape the decoder (the others are training and search settings)
+DECODER_ARCHITECTURE = (
+    "cell",
+    "hidden_size",
+    "num_layers",
+    "dropout",
+    "embed_dim",
+    "attention",
+    "attention_dim",
+    "init",
+)
+
 
 def build_model(cfg: DictConfig, data: DataDescription) -> nn.Module:
     """The fusion model of the config groups ``fusion``, ``rnn`` and ``model`` (encoders, head),
@@ -22,5 +34,13 @@ def build_model(cfg: DictConfig, data: DataDescription) -> nn.Module:
         modalities=dict(data.modalities), target=data.target, encoders=encoders, head=head, aligned=data.aligned
     )
     kwargs: dict[str, Any] = OmegaConf.to_container(cfg.fusion, resolve=True)  # type: ignore[assignment]
+    if data.target.is_generation:
+        from functools import partial
+
+        from fuselab.models.decoder import RecurrentDecoder
+        from fuselab.models.generation import build_generation_model
+
+        arch = {k: cfg.decoder[k] for k in DECODER_ARCHITECTURE}
+        return build_generation_model(ctx, kwargs, partial(RecurrentDecoder, **arch), int(cfg.decoder.memory_dim))
     fusion_cls = get_class(kwargs.pop("_target_"))
     return fusion_cls(ctx, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -10,6 +11,17 @@ from torch import nn
 from fuselab.data.specs import ModalityBatch, ModalitySpec
 
 RNNFactory = Callable[..., nn.Module]  # partial(RecurrentEncoder, cell=..., ...)(input_dim=...)
+
+
+class MemoryItems(NamedTuple):
+    """What an encoder offers a decoder's attention: its pooled vector (B, out_dim), its items
+    (B, N, memory_dim), which items are valid (B, N), and their layout: ("steps", N) or
+    ("grid", h, w) for an image's spatial grid, row by row."""
+
+    pooled: torch.Tensor
+    items: torch.Tensor
+    mask: torch.Tensor
+    layout: tuple
 
 
 class StepFeatures(nn.Module):
@@ -52,6 +64,15 @@ class TemporalEncoder(nn.Module):
         pooled, _, _ = self.rnn(steps, mb.lengths, h0=h0)
         return pooled
 
+    def memory(self, mb: ModalityBatch) -> MemoryItems:
+        """pooled (B, out_dim), per-step outputs (B, T, out_dim), valid steps (B, T)."""
+        pooled, outputs, mask = self.rnn(self.steps(mb.x), mb.lengths)
+        return MemoryItems(pooled, outputs, mask, ("steps", outputs.shape[1]))
+
+    @property
+    def memory_dim(self) -> int:
+        return self.out_dim
+
 
 class ImageEncoder(nn.Module):
     """(B, C, H, W) -> (B, out_dim): a small CNN (conv-ReLU-pool blocks, 2x2 average pool).
@@ -66,12 +87,23 @@ class ImageEncoder(nn.Module):
             if i < len(channels) - 1:
                 layers.append(nn.MaxPool2d(2))
             width = c
+        self.grid_layers = len(layers)  # net[:grid_layers] gives the spatial grid
         layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * 4, out_dim), nn.ReLU()]
         self.net = nn.Sequential(*layers)
         self.out_dim = out_dim
+        self.memory_dim = width
 
     def forward(self, mb: ModalityBatch) -> torch.Tensor:
         return self.net(mb.x)
+
+    def memory(self, mb: ModalityBatch) -> MemoryItems:
+        """pooled (B, out_dim), the last conv block's grid (B, h*w, channels) row by row, an
+        all-true mask (B, h*w), layout ("grid", h, w)."""
+        grid = self.net[: self.grid_layers](mb.x)
+        pooled = self.net[self.grid_layers :](grid)
+        items = grid.flatten(2).transpose(1, 2)
+        mask = torch.ones(items.shape[:2], dtype=torch.bool, device=items.device)
+        return MemoryItems(pooled, items, mask, ("grid", grid.shape[2], grid.shape[3]))
 
 
 class VectorEncoder(nn.Module):
@@ -86,6 +118,16 @@ class VectorEncoder(nn.Module):
 
     def forward(self, mb: ModalityBatch) -> torch.Tensor:
         return self.net(mb.x)
+
+    def memory(self, mb: ModalityBatch) -> MemoryItems:
+        """pooled (B, out_dim), the same vector as one memory item (B, 1, out_dim), mask (B, 1)."""
+        pooled = self.net(mb.x)
+        mask = torch.ones(pooled.shape[0], 1, dtype=torch.bool, device=pooled.device)
+        return MemoryItems(pooled, pooled.unsqueeze(1), mask, ("steps", 1))
+
+    @property
+    def memory_dim(self) -> int:
+        return self.out_dim
 
 
 class EncoderFactory:

@@ -35,7 +35,17 @@ def sweep_id(overrides: Any, name: Any = None) -> str:
     return "sweep-" + short_hash(overrides)
 
 
+def recurrent_cell(encoder: Any, default: str = "gru") -> str:
+    """The recurrent cell of an encoder choice (``rnn.cell``), ``default`` for the Transformer:
+    the decoder's cell follows the encoders' unless set."""
+    return str(encoder) if str(encoder) in ("rnn", "lstm", "gru") else default
+
+
 def register() -> None:
-    for name, fn in (("fuselab_hash", short_hash), ("fuselab_sweep_id", sweep_id)):
+    for name, fn in (
+        ("fuselab_hash", short_hash),
+        ("fuselab_sweep_id", sweep_id),
+        ("fuselab_cell", recurrent_cell),
+    ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -114,8 +114,21 @@ def build_fusion_task(
         metrics=_names(m.get("metrics")),
         monitor=m.get("monitor"),
         class_weights=class_weights,
+        **_decoding(cfg, data),
         config=config,
     )
+
+
+def _decoding(cfg: DictConfig, data: DataDescription) -> dict[str, Any]:
+    """The training and search settings of the ``decoder`` group (generation targets only)."""
+    decoder = cfg.get("decoder")
+    if not data.target.is_generation or decoder is None:
+        return {}
+    search = decoder.get("search") or {}
+    return {
+        "scheduled_sampling": float(decoder.get("scheduled_sampling", 0.0)),
+        "search": {k: (float(v) if k == "length_penalty" else int(v)) for k, v in search.items()},
+    }
 
 
 def _names(value: Any) -> list[str] | None:

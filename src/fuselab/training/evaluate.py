@@ -132,7 +132,7 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     save = bool(cfg.get("save_predictions", False))
     fmt = str(cfg.get("predictions_format", "parquet"))
-    if save and (split != "test" or fmt not in ("parquet", "csv")):
+    if save and (split != "test" or (fmt not in ("parquet", "csv") and not data.target.is_generation)):
         raise ConfigError(
             f"save_predictions=true writes the test split's predictions as parquet or csv; "
             f"got split={split}, predictions_format={fmt}"
@@ -149,7 +149,14 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "dropped": drop,
         "per_class": task.per_class or None,
     }
-    if save:
+    if save and data.target.is_generation:
+        from fuselab.training.generation_outputs import save_attention_maps, write_generation_predictions
+
+        out["predictions"] = str(write_generation_predictions(task.collected or [], out_dir))
+        maps = save_attention_maps(task.collected or [], out_dir, int(cfg.get("attention_maps", 4)))
+        out["attention_maps"] = [str(p) for p in maps]
+        task.collected = None
+    elif save:
         out["predictions"] = str(write_predictions(task.collected or [], data.target, out_dir, fmt))
         task.collected = None
     rob = cfg.get("robustness") or {}

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fuselab.data.specs import TargetSpec
+from fuselab.data.specs import PAD_ID, TargetSpec
 from fuselab.errors import ConfigError
 
 REGRESSION_LOSSES = ("l1", "mse")
@@ -19,7 +19,9 @@ class TargetLoss(nn.Module):
     """``(logits (B, O), target) -> scalar``: cross-entropy for ``multiclass`` (target (B,) class
     ids, optional label smoothing and per-class weights), binary cross-entropy on logits for
     ``multilabel`` (target (B, O) in {0, 1}; the weights weigh each label's positives), L1 or MSE
-    for ``regression`` (target (B, O) or (B,)). Computed in fp32 whatever the autocast dtype."""
+    for ``regression`` (target (B, O) or (B,)); for ``generation``, token cross-entropy of
+    logits (B, L-1, V) against target[:, 1:] (target (B, L) start..end+padding), padding masked,
+    label smoothing optional. Computed in fp32 whatever the autocast dtype."""
 
     def __init__(
         self,
@@ -36,6 +38,8 @@ class TargetLoss(nn.Module):
         self.regression = F.l1_loss if regression == "l1" else F.mse_loss
         weight = None
         if class_weights:
+            if target.kind == "generation":
+                raise ConfigError("model.loss.class_weights weigh classes; a generation target has none (set it null)")
             if target.kind == "regression":
                 raise ConfigError("model.loss.class_weights weigh classes; a regression target has none (set it null)")
             if len(class_weights) != target.num_outputs or min(class_weights) <= 0:
@@ -49,6 +53,14 @@ class TargetLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
+        if self.kind == "generation":
+            gold = target[:, 1 : 1 + logits.shape[1]]
+            return F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]),
+                gold.reshape(-1),
+                ignore_index=PAD_ID,
+                label_smoothing=self.label_smoothing,
+            )
         if self.kind == "multiclass":
             return F.cross_entropy(logits, target, weight=self.weight, label_smoothing=self.label_smoothing)
         if self.kind == "multilabel":
@@ -60,8 +72,8 @@ def balanced_class_weights(labels: np.ndarray, target: TargetSpec) -> list[float
     """Weights from the train split's labels. Multiclass: ``n / (C * n_c)`` per class (scikit-
     learn's "balanced"; a class absent from train gets weight 1). Multilabel: negatives /
     positives per label (BCE's ``pos_weight``; 1 for a label that is never or always on)."""
-    if target.kind == "regression":
-        raise ConfigError("model.loss.class_weights=balanced needs classes; a regression target has none")
+    if target.kind in ("regression", "generation"):
+        raise ConfigError(f"model.loss.class_weights=balanced needs classes; a {target.kind} target has none")
     y = np.asarray(labels)
     if target.kind == "multiclass":
         counts = np.bincount(y.astype(np.int64).ravel(), minlength=target.num_outputs).astype(float)

@@ -20,6 +20,7 @@ from torchmetrics.classification import (
 from fuselab.data.specs import TargetSpec
 from fuselab.errors import ConfigError
 from fuselab.training.affect_metrics import AffectMetrics
+from fuselab.training.text_metrics import GENERATION_DEFAULTS, GENERATION_METRICS, GenerationMetrics
 
 
 def flatten_metrics(values: dict[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
@@ -51,11 +52,14 @@ AVAILABLE: dict[str, Callable[[int], dict[str, Callable[[], Metric]]]] = {
         "mse": MeanSquaredError,
         "corr": lambda: PearsonCorrCoef(num_outputs=n),
     },
+    # computed together by GenerationMetrics (text hypotheses against references)
+    "generation": lambda n: dict.fromkeys(GENERATION_METRICS),
 }
 DEFAULTS = {
     "multiclass": ["acc", "f1_macro", "f1_micro", "precision_macro", "precision_micro", "recall_macro", "recall_micro"],
     "multilabel": ["f1_micro", "f1_macro", "precision_micro", "precision_macro", "recall_micro", "recall_macro"],
     "regression": ["mae", "mse", "corr"],
+    "generation": GENERATION_DEFAULTS,
 }
 AFFECT = ("mae", "corr", "acc7", "acc5", "acc2", "f1", "acc2_has0", "f1_has0")
 
@@ -69,7 +73,8 @@ def metric_names(target: TargetSpec, names: Sequence[str] | None = None) -> list
         return list(AFFECT)
     offered = AVAILABLE[target.kind](target.num_outputs)
     if not names:
-        return list(DEFAULTS[target.kind])
+        captions = ["cider"] if target.metric_set == "captions" else []
+        return list(DEFAULTS[target.kind]) + captions
     unknown = [m for m in names if m not in offered]
     if unknown or len(set(names)) != len(names):
         raise ConfigError(
@@ -79,15 +84,22 @@ def metric_names(target: TargetSpec, names: Sequence[str] | None = None) -> list
     return list(names)
 
 
-def build_metrics(target: TargetSpec, names: Sequence[str] | None = None) -> MetricCollection:
+def build_metrics(target: TargetSpec, names: Sequence[str] | None = None) -> MetricCollection | GenerationMetrics:
+    if target.is_generation:
+        return GenerationMetrics(metric_names(target, names))
     if target.metric_set == "affect":
         return MetricCollection({"affect": AffectMetrics()})
     offered = AVAILABLE[target.kind](target.num_outputs)
     return MetricCollection({m: offered[m]() for m in metric_names(target, names)})
 
 
-MONITORS = {"multiclass": ("val/acc", "max"), "multilabel": ("val/f1_micro", "max"), "regression": ("val/mae", "min")}
-LOWER_IS_BETTER = ("loss", "mae", "mse")
+MONITORS = {
+    "multiclass": ("val/acc", "max"),
+    "multilabel": ("val/f1_micro", "max"),
+    "regression": ("val/mae", "min"),
+    "generation": ("val/wer", "min"),
+}
+LOWER_IS_BETTER = ("loss", "mae", "mse", "wer", "cer")
 
 
 def monitor_for(target: TargetSpec, monitor: str | None = None, names: Sequence[str] | None = None) -> tuple[str, str]:

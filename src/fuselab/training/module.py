@@ -13,7 +13,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix, MultilabelConfusionMatrix
 
-from fuselab.data.specs import DataDescription, ModalityBatch
+from fuselab.data.specs import PAD_ID, DataDescription, ModalityBatch
 from fuselab.errors import ConfigError
 from fuselab.training.losses import TargetLoss
 from fuselab.training.metrics import (
@@ -87,11 +87,15 @@ class FusionTask(pl.LightningModule):
         metrics: Sequence[str] | None = None,
         monitor: str | None = None,
         class_weights: Sequence[float] | None = None,
+        scheduled_sampling: float = 0.0,
+        search: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= modality_dropout < 1.0:
             raise ConfigError(f"model.modality_dropout must be in [0, 1), got {modality_dropout}")
+        if not 0.0 <= scheduled_sampling <= 1.0:
+            raise ConfigError(f"decoder.scheduled_sampling must be in [0, 1], got {scheduled_sampling}")
         self.save_hyperparameters(
             {"data": data.to_dict(), "config": config or {}, "class_weights": list(class_weights or [])}
         )
@@ -104,6 +108,9 @@ class FusionTask(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.aux_weight = aux_weight
         self.modality_dropout = modality_dropout
+        # generation: scheduled sampling in training, the search of test decoding (validation is greedy)
+        self.scheduled_sampling = float(scheduled_sampling)
+        self.search = {"beam_size": 1, "max_length": 30, "length_penalty": 0.0, **(search or {})}
         # modalities marked absent for every evaluated sample (fuselab-eval drop=[...])
         self.absent: tuple[str, ...] = ()
         # a list collects each test batch's outputs when set (fuselab-eval save_predictions=true)
@@ -145,8 +152,9 @@ class FusionTask(pl.LightningModule):
         return {m: inputs[m]._replace(present=dropped[:, i]) for i, m in enumerate(names)}
 
     # ---- steps ---------------------------------------------------------------------------
-    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        inputs, target = batch["inputs"], batch["target"]
+    def _inputs(self, inputs: dict[str, ModalityBatch], stage: str) -> dict[str, ModalityBatch]:
+        """The inputs as this stage sees them: modality dropout (train), a perturbation (test),
+        modalities marked absent (evaluation)."""
         if stage == "train" and self.modality_dropout > 0:
             inputs = self.drop_modalities(inputs)
         if stage == "test" and self.perturbation is not None:
@@ -156,26 +164,38 @@ class FusionTask(pl.LightningModule):
                 m: mb._replace(present=torch.zeros_like(mb.present)) if m in self.absent else mb
                 for m, mb in inputs.items()
             }
-        out = self(inputs)
-        logits = out["logits"]
-        loss = self.loss(logits, target)
+        return inputs
+
+    def _check_finite(self, loss: torch.Tensor, stage: str) -> None:
         if stage == "train" and not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"the training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}, "
                 f"batch {self._batch_idx}. {self._kept_checkpoint()}Lower model.optimizer.lr, keep "
                 "trainer.gradient_clip_val set, or check the data for NaN/inf."
             )
-        bs = len(target)
-        if self.aux_weight > 0 and "aux_logits" in out:
-            aux = torch.stack([self.loss(head, target) for head in out["aux_logits"].values()]).mean()
-            self._means.add(f"{stage}/aux_loss", aux, bs)
-            loss = loss + self.aux_weight * aux
+
+    def _log_loss(self, out: dict[str, Any], loss: torch.Tensor, stage: str, bs: int) -> None:
         for m, w in (out.get("weights") or {}).items():
             # which modality the model relies on (attention, gated, weighted): epoch means
             self._means.add(f"{stage}/fusion_weight/{m}", w.float().mean(), bs)
         self._means.add(f"{stage}/loss", loss, bs)
         if stage == "train" and self._loggers_write_this_step():
             self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
+
+    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        inputs, target = self._inputs(batch["inputs"], stage), batch["target"]
+        if self.target_spec.is_generation:
+            return self._generation_step(batch, inputs, stage)
+        out = self(inputs)
+        logits = out["logits"]
+        loss = self.loss(logits, target)
+        self._check_finite(loss, stage)
+        bs = len(target)
+        if self.aux_weight > 0 and "aux_logits" in out:
+            aux = torch.stack([self.loss(head, target) for head in out["aux_logits"].values()]).mean()
+            self._means.add(f"{stage}/aux_loss", aux, bs)
+            loss = loss + self.aux_weight * aux
+        self._log_loss(out, loss, stage, bs)
         metrics = self.metrics[f"{stage}_metrics"]
         target_m = target.squeeze(-1) if self.target_spec.kind == "regression" and target.ndim > 1 else target
         preds = predictions(self.target_spec, logits.detach().float())
@@ -190,6 +210,39 @@ class FusionTask(pl.LightningModule):
             self.collected.append({"logits": logits.detach().float().cpu(), "target": target_m.cpu(), "aux": aux})
         if stage == "test" and self.confusion is not None:
             self.confusion.update(preds, target_m.long() if self.target_spec.kind == "multilabel" else target_m)
+        return loss
+
+    def _generation_step(self, batch: dict[str, Any], inputs: dict[str, ModalityBatch], stage: str) -> torch.Tensor:
+        """Teacher-forced token loss; at validation and test also decodes (greedy at
+        validation, ``search`` at test) and scores the text against the references."""
+        target = batch["target"]
+        sampling = self.scheduled_sampling if stage == "train" else 0.0
+        out = self.model(inputs, target=target, sampling=sampling)
+        loss = self.loss(out["logits"], target)
+        self._check_finite(loss, stage)
+        self._log_loss(out, loss, stage, len(target))
+        if stage == "train":
+            return loss
+        search = self.search if stage == "test" else {**self.search, "beam_size": 1}
+        decoded, memory = self.model.generate(inputs, **search)
+        spec = self.target_spec
+        hypotheses = [spec.detokenize(row) for row in decoded.tokens.tolist()]
+        references = batch.get("references") or [[spec.detokenize(row)] for row in target.tolist()]
+        self.metrics[f"{stage}_metrics"].update(hypotheses, references)
+        if stage == "test" and self.collected is not None:
+            self.collected.append(
+                {
+                    "hypotheses": hypotheses,
+                    "references": references,
+                    "scores": decoded.scores.cpu(),
+                    "lengths": (decoded.tokens != PAD_ID).sum(1).cpu(),
+                    "attention": None if decoded.attention is None else decoded.attention.cpu(),
+                    "memory": (memory.segments, memory.layouts, memory.mask.cpu()),
+                    "tokens": decoded.tokens.cpu(),
+                    # the first batch's inputs, for attention pictures
+                    "inputs": {m: mb.x[:8].float().cpu() for m, mb in inputs.items()} if not self.collected else {},
+                }
+            )
         return loss
 
     def _kept_checkpoint(self) -> str:
@@ -222,7 +275,12 @@ class FusionTask(pl.LightningModule):
                 torch.cat([p for p, _ in self._train_outputs]), torch.cat([t for _, t in self._train_outputs])
             )
             self._train_outputs.clear()
-        if not any(m.update_count for m in metrics.values(copy_state=False)):
+        updated = (
+            metrics.update_count
+            if self.target_spec.is_generation
+            else any(m.update_count for m in metrics.values(copy_state=False))
+        )
+        if not updated:
             return  # e.g. validation skipped this epoch
         values = {k: v.float() for k, v in flatten_metrics(metrics.compute()).items()}
         metrics.reset()
