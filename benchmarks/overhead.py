@@ -2,6 +2,7 @@
 same batches, in one process (goal: at least 0.97 of the plain loop).
 
     python benchmarks/overhead.py [--fusion feature] [--rnn gru] [--batches 63] [--epochs 4] [--repeats 5]
+    python benchmarks/overhead.py --experiment generation_synthetic    # an encoder-decoder
 
 Both sides: the model built by fuselab from the synthetic benchmark's specs, AdamW, gradient
 clipping at 1.0, pre-collated batches in memory (so the loader is not measured). fuselab's side
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=63)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=4, help="passes over the batches per repeat (first dropped)")
+    parser.add_argument("--experiment", default=None, help="an experiment preset, e.g. generation_synthetic")
     a = parser.parse_args()
     os.environ.setdefault("FUSELAB_CACHE_DIR", tempfile.mkdtemp())
     import pytorch_lightning as pl
@@ -49,13 +51,24 @@ def main() -> None:
     from fuselab.data.collate import move_batch
     from fuselab.training.build import build_datamodule, build_fusion_task, describe_data
 
+    preset = [f"experiment={a.experiment}"] if a.experiment else []
     cfg = compose_train(
-        [f"fusion={a.fusion}", f"rnn={a.rnn}", "data.train_size=4000"], output_dir=Path(tempfile.mkdtemp())
+        [*preset, f"fusion={a.fusion}", f"rnn={a.rnn}", "data.train_size=4000"], output_dir=Path(tempfile.mkdtemp())
     )
     dm = build_datamodule(cfg.data)
     data = describe_data(dm)
     batches = [b for _, b in zip(range(a.batches), dm.train_dataloader())]
     per_epoch = sum(len(b["target"]) for b in batches)
+    generation = data.target.is_generation
+
+    def plain_loss(model: torch.nn.Module, b: dict) -> torch.Tensor:
+        """The loss written by hand: class cross-entropy, or (generation) teacher-forced token
+        cross-entropy with padding ignored."""
+        if not generation:
+            return torch.nn.functional.cross_entropy(model(b["inputs"])["logits"], b["target"])
+        logits = model(b["inputs"], target=b["target"])["logits"]
+        gold = b["target"][:, 1:]
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), gold.reshape(-1), ignore_index=0)
 
     def plain() -> list[float]:
         torch.manual_seed(0)
@@ -67,7 +80,7 @@ def main() -> None:
             t0 = time.perf_counter()
             for b in batches:
                 opt.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.cross_entropy(model(b["inputs"])["logits"], b["target"])
+                loss = plain_loss(model, b)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
@@ -102,7 +115,7 @@ def main() -> None:
             self.model = model
 
         def training_step(self, batch, batch_idx):
-            return torch.nn.functional.cross_entropy(self.model(batch["inputs"])["logits"], batch["target"])
+            return plain_loss(self.model, batch)
 
         def configure_optimizers(self):
             return instantiate(cfg.model.optimizer)(params=self.parameters())
@@ -147,7 +160,8 @@ def main() -> None:
     bare_ratios = sorted(r[1] for r in per_repeat)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; fusion={a.fusion} rnn={a.rnn}, {len(batches)} batches of "
+        f"{torch.get_num_threads()} threads; {a.experiment or ''} fusion={a.fusion} rnn={a.rnn}, "
+        f"{len(batches)} batches of "
         f"{cfg.data.batch_size}, {a.repeats} repeats x {a.epochs - 1} timed epochs"
     )
     print("| side | samples/s (median epoch) | ratio to plain | per-repeat ratios |")

@@ -88,7 +88,7 @@ def test_attention_never_weighs_masked_items_and_empty_rows_are_zero():
 def test_hierarchical_weights_factor_into_modality_weights():
     att = MemoryAttention("hierarchical", ["x", "y"], query_dim=6, memory_dim=4, attention_dim=5)
     memory = Memory(torch.randn(2, 5, 4), torch.ones(2, 5, dtype=torch.bool), (("x", 0, 2), ("y", 2, 5)), {})
-    context, weights = att(torch.randn(2, 6), memory, att.keys(memory))
+    context, weights = att(torch.randn(2, 6), memory._replace(keys=att.keys(memory)))
     assert context.shape == (2, 4) and torch.allclose(weights.sum(-1), torch.ones(2), atol=1e-6)
     per_modality = memory.modality_weights(weights)
     assert per_modality.shape == (2, 2) and (per_modality > 0).all()
@@ -135,7 +135,8 @@ def test_beam_of_one_is_exactly_greedy(attention):
     m = model(attention, "lstm")
     greedy, _ = m.generate(batch(), beam_size=1, max_length=7)
     fused, memory, _ = m.encode(batch())
-    state = m.decoder.start(fused, memory)
+    memory = m.decoder.prepare(memory)
+    state = m.decoder.start(fused)
 
     def step(tokens, st):
         logits, st, w = m.decoder.step(tokens, st, memory)

@@ -38,7 +38,7 @@ def test_every_study_composes(name: str, tmp_path: Path):
         cfg = compose_train([first_choice(o) for o in part.overrides], output_dir=tmp_path)
         assert cfg.data._target_, part.name
     for cell in (study.spec.get("reference") or {}).get("cells", []):
-        assert {"value", "min", "max", "above"} & set(cell), cell
+        assert {"value", "min", "max", "above", "below"} & set(cell), cell
         assert set(cell["where"]) <= {*study.spec["axes"], "part"}, (cell["where"], study.spec["axes"])
         assert cell.get("citation"), cell
 
@@ -55,7 +55,7 @@ def test_every_reference_cell_can_be_produced_by_a_part():
             values = {o.split("=", 1)[0]: set(o.split("=", 1)[1].split(",")) for o in part.overrides if "=" in o}
             produced.append((part.name, values))
         for cell in (study.spec.get("reference") or {}).get("cells", []):
-            above = cell.get("above", [])
+            above = cell.get("above") or cell.get("below") or []
             for group in [cell["where"], *(above if isinstance(above, list) else [above])]:
                 where = {k: str(v) for k, v in group.items()}
                 assert any(
@@ -154,6 +154,24 @@ def test_a_cell_can_be_held_against_other_groups_of_the_study():
     assert gru.agrees is True and gru.reference == "> 0.6200 (part=image_only) and 0.8200 (part=audio_only, rnn=gru)"
     assert rnn.agrees is False  # 0.60 is below the image baseline (0.62) as well as audio's 0.65
     assert lstm.agrees is None and "not run (part=audio_only, rnn=lstm)" in lstm.reference
+
+
+def test_error_rate_cells_must_stay_below_their_baselines_by_the_margin():
+    def run(part, wer):
+        return {
+            "status": "completed",
+            "choices": {},
+            "overrides": [],
+            "metrics": {"test/wer": wer},
+            "_study_part": part,
+        }
+
+    runs = [run("fused", 0.10), run("fused", 0.12), run("audio_only", 0.25), run("image_only", 0.18)]
+    base = [{"part": "audio_only"}, {"part": "image_only"}]
+    ok = check_cell({"where": {"part": "fused"}, "below": base, "margin": 0.05}, runs, "test/wer")
+    tight = check_cell({"where": {"part": "fused"}, "below": base, "margin": 0.08}, runs, "test/wer")
+    assert ok.agrees is True and ok.reference == "< 0.2500 (part=audio_only) and 0.1800 (part=image_only) by 0.05"
+    assert tight.agrees is False  # 0.11 is not 0.08 under the image baseline's 0.18
 
 
 # one completed early-fusion run with two affect metrics, for the side-by-side tables

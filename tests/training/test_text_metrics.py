@@ -77,3 +77,24 @@ def test_token_loss_ignores_target_padding():
 def test_class_weights_refused_for_generation():
     with pytest.raises(ConfigError, match="generation target has none"):
         TargetLoss(TARGET, class_weights=[1.0] * len(VOCAB))
+
+
+def test_sample_table_goes_to_wandb_loggers_only():
+    from fuselab.training.module import log_sample_table
+
+    class WandbLogger:
+        def __init__(self):
+            self.calls = []
+
+        def log_table(self, **kwargs):
+            self.calls.append(kwargs)
+
+    class CSVLogger:
+        def log_table(self, **kwargs):
+            raise AssertionError("only wandb gets the table")
+
+    wandb = WandbLogger()
+    log_sample_table([CSVLogger(), wandb], [["one two", "one two"]])
+    assert wandb.calls == [
+        {"key": "test/samples", "columns": ["references", "hypothesis"], "data": [["one two", "one two"]]}
+    ]

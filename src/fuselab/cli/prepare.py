@@ -1,6 +1,7 @@
 """``fuselab-prepare``: build data sets that need a one-time recreation from their sources.
 
 fuselab-prepare avmnist --mnist DIR --fsdd DIR --out DIR [--seed 0] [--train-limit N]
+fuselab-prepare connected_digits --mnist DIR --fsdd DIR [--split official|speakers] [data.* settings]
 """
 
 from __future__ import annotations
@@ -25,7 +26,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     av.add_argument("--snr-db", type=float, nargs=2, default=(0.0, 20.0), metavar=("MIN", "MAX"))
     av.add_argument("--train-limit", type=int, help="only the first N MNIST train images (for quick trials)")
     av.add_argument("--test-limit", type=int, help="only the first N MNIST test images")
+    cd = sub.add_parser(
+        "connected_digits", help="audio-visual connected digits from MNIST idx files and FSDD wavs, into the cache"
+    )
+    cd.add_argument("--mnist", required=True, help="folder with the MNIST idx(.gz) files")
+    cd.add_argument("--fsdd", required=True, help="the Free Spoken Digit Dataset folder (with recordings/)")
+    cd.add_argument("--split", default="official", help="official (FSDD takes) or speakers (held-out speakers)")
+    cd.add_argument("--cache-dir", help="the dataset cache (default: FUSELAB_CACHE_DIR or ~/.cache/fuselab)")
+    cd.add_argument("settings", nargs="*", help="other data settings as key=value, e.g. train_size=5000 seed=1")
     args = parser.parse_args(argv)
+    if args.dataset == "connected_digits":
+        return _connected_digits(args)
     from fuselab.data.avmnist_build import build_avmnist
 
     try:
@@ -43,6 +54,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     console.print_json(json.dumps(info))
     console.print(f"train with:  fuselab-train data=avmnist data.data_dir={args.out}", soft_wrap=True)
+    return 0
+
+
+def _connected_digits(args: argparse.Namespace) -> int:
+    import yaml
+
+    from fuselab.data.connected_digits import ConnectedDigitsDataModule
+
+    try:
+        settings = {}
+        for item in args.settings:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"{item!r} is not key=value (e.g. train_size=5000)")
+            settings[key.removeprefix("data.")] = yaml.safe_load(value)
+        dm = ConnectedDigitsDataModule(args.mnist, args.fsdd, split=args.split, cache_dir=args.cache_dir, **settings)
+        dm.prepare_data()
+    except (ConfigError, TypeError) as exc:
+        print_error("fuselab-prepare", exc if isinstance(exc, ConfigError) else ConfigError(str(exc)))
+        return 2
+    marker = dm.prepared_marker()
+    sizes = {s: marker.get(f"{s}_size") for s in ("train", "val", "test")}
+    console.print(f"connected digits ready in the cache: {dm.prepared_dir()} {sizes}", soft_wrap=True)
+    extra = "".join(f" data.{k}={v}" for k, v in settings.items())
+    cache = f" paths.cache_dir={args.cache_dir}" if args.cache_dir else ""
+    console.print(
+        f"train with:  fuselab-train data=connected_digits data.mnist_dir={args.mnist} data.fsdd_dir={args.fsdd} "
+        f"data.split={args.split}{extra}{cache}",
+        soft_wrap=True,
+    )
     return 0
 
 

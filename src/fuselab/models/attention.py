@@ -33,18 +33,15 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class Memory(NamedTuple):
     """What a decoder attends over. ``values`` (B, N, D): every modality's items in order;
     ``mask`` (B, N) the valid ones; ``segments``: (modality, start, end) along N; ``layouts``:
-    per modality ``("grid", h, w)`` for an image's spatial grid or ``("steps", n)``."""
+    per modality ``("grid", h, w)`` for an image's spatial grid or ``("steps", n)``; ``keys``:
+    what an attention compares its queries with, computed once per sequence
+    (:meth:`MemoryAttention.keys`)."""
 
     values: torch.Tensor
     mask: torch.Tensor
     segments: tuple[tuple[str, int, int], ...]
     layouts: dict[str, tuple]
-
-    def repeat(self, k: int) -> Memory:
-        """Every sample's memory ``k`` times in a row (one per beam)."""
-        if k == 1:
-            return self
-        return self._replace(values=self.values.repeat_interleave(k, 0), mask=self.mask.repeat_interleave(k, 0))
+    keys: tuple[torch.Tensor, ...] = ()
 
     def modality_weights(self, weights: torch.Tensor) -> torch.Tensor:
         """(..., N) item weights -> (..., M) the weight each modality received."""
@@ -71,10 +68,12 @@ class Scorer(nn.Module):
         return self.key(values) if self.kind == "additive" else values
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """query (B, Q), keys (B, N, K) -> scores (B, N)."""
+        """query (B, G, Q): G queries per sample; keys (B, N, K) -> scores (B, G, N)."""
         if self.kind == "additive":
-            return self.v(torch.tanh(keys + self.query(query).unsqueeze(1))).squeeze(-1)
-        return torch.bmm(keys, self.query(query).unsqueeze(-1)).squeeze(-1)
+            # in place: the (B, G, N, attention_dim) sum is the largest tensor of a decoding step
+            summed = keys.unsqueeze(1) + self.query(query).unsqueeze(2)
+            return self.v(torch.tanh_(summed)).squeeze(-1)
+        return torch.matmul(self.query(query), keys.transpose(1, 2))
 
 
 class MemoryAttention(nn.Module):
@@ -93,27 +92,34 @@ class MemoryAttention(nn.Module):
         else:
             self.scorer = Scorer(kind, query_dim, memory_dim, attention_dim)
 
-    def keys(self, memory: Memory) -> list[torch.Tensor]:
+    def keys(self, memory: Memory) -> tuple[torch.Tensor, ...]:
         if self.kind != "hierarchical":
-            return [self.scorer.keys(memory.values)]
-        return [self.within[m].keys(memory.values[:, a:b]) for m, a, b in memory.segments]
+            return (self.scorer.keys(memory.values),)
+        return tuple(self.within[m].keys(memory.values[:, a:b]) for m, a, b in memory.segments)
 
-    def forward(
-        self, query: torch.Tensor, memory: Memory, keys: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        values = memory.values
+    def forward(self, query: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (R, Q) -> (context (R, D), weights (R, N)). R may be a multiple G of the
+        memory's B samples: rows r*G .. r*G+G-1 read sample r (the beams of a beam search), so
+        the memory is never copied per beam."""
+        values, keys = memory.values, memory.keys
+        b = values.shape[0]
+        g = query.shape[0] // b
+        q = query.view(b, g, -1)
+        mask = memory.mask.unsqueeze(1)  # (B, 1, N)
         if self.kind != "hierarchical":
-            weights = masked_softmax(self.scorer(query, keys[0]), memory.mask)
-            context = torch.bmm(weights.unsqueeze(1).to(values.dtype), values).squeeze(1)
-            return context, weights
+            weights = masked_softmax(self.scorer(q, keys[0]), mask)  # (B, G, N)
+            context = torch.matmul(weights.to(values.dtype), values)  # (B, G, D)
+            return context.reshape(b * g, -1), weights.reshape(b * g, -1)
         contexts, within = [], []
-        for (m, a, b), k in zip(memory.segments, keys):
-            w = masked_softmax(self.within[m](query, k), memory.mask[:, a:b])
+        for (m, lo, hi), k in zip(memory.segments, keys):
+            w = masked_softmax(self.within[m](q, k), mask[..., lo:hi])
             within.append(w)
-            contexts.append(torch.bmm(w.unsqueeze(1).to(values.dtype), values[:, a:b]).squeeze(1))
-        per_modality = torch.stack(contexts, 1)  # (B, M, D)
-        seen = torch.stack([memory.mask[:, a:b].any(1) for _, a, b in memory.segments], 1)
-        across = masked_softmax(self.across(query, self.across.keys(per_modality)), seen)  # (B, M)
+            contexts.append(torch.matmul(w.to(values.dtype), values[:, lo:hi]))
+        per_modality = torch.stack(contexts, 2).reshape(b * g, len(contexts), -1)  # (R, M, D)
+        seen = torch.stack([memory.mask[:, lo:hi].any(1) for _, lo, hi in memory.segments], 1)
+        seen = seen.repeat_interleave(g, 0).unsqueeze(1)  # (R, 1, M)
+        across = masked_softmax(self.across(query.unsqueeze(1), self.across.keys(per_modality)), seen)
+        across = across.squeeze(1)  # (R, M)
         context = torch.bmm(across.unsqueeze(1).to(values.dtype), per_modality).squeeze(1)
-        weights = torch.cat([w * across[:, i : i + 1] for i, w in enumerate(within)], 1)
+        weights = torch.cat([w.reshape(b * g, -1) * across[:, i : i + 1] for i, w in enumerate(within)], 1)
         return context, weights

@@ -21,7 +21,7 @@ from fuselab.models.recurrent import _cpu_autocast_on
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 INITS = ("fused", "zero")
 
-# a decoder state: (h (B, layers, H), c (B, layers, H) or an empty (B, 0) tensor, keys...)
+# a decoder state: (h (B, layers, H), c (B, layers, H) or an empty (B, 0) tensor)
 State = tuple[torch.Tensor, ...]
 
 
@@ -74,27 +74,31 @@ class RecurrentDecoder(nn.Module):
         self.out = nn.Linear(hidden_size + context_dim, vocab_size)
 
     # ---- state ------------------------------------------------------------------------------
-    def start(self, fused: torch.Tensor, memory: Memory) -> State:
-        """The initial state: (h, c) from the fused vector (or zeros), then the attention keys."""
+    def prepare(self, memory: Memory) -> Memory:
+        """The memory with its attention keys, computed once per sequence."""
+        return memory._replace(keys=self.attention.keys(memory)) if self.attention is not None else memory
+
+    def start(self, fused: torch.Tensor) -> State:
+        """The initial state (h, c): from the fused vector, or zeros."""
         b = fused.shape[0]
         if self.to_h0 is not None:
             h = torch.tanh(self.to_h0(fused)).unsqueeze(1).expand(b, self.num_layers, self.hidden_size)
         else:
             h = fused.new_zeros(b, self.num_layers, self.hidden_size)
         c = torch.zeros_like(h) if self.cell_kind == "lstm" else h.new_zeros(b, 0)
-        keys = self.attention.keys(memory) if self.attention is not None else []
-        return (h.contiguous(), c, *keys)
+        return (h.contiguous(), c)
 
     # ---- one step ----------------------------------------------------------------------------
     def step(
         self, tokens: torch.Tensor, state: State, memory: Memory
     ) -> tuple[torch.Tensor, State, torch.Tensor | None]:
-        """tokens (B,) the previous token -> (logits (B, V), new state, attention weights (B, N))."""
-        h, c, *keys = state
+        """tokens (B,) the previous token -> (logits (B, V), new state, attention weights (B, N)).
+        ``memory`` comes from :meth:`prepare`."""
+        h, c = state
         x = self.drop(self.embed(tokens))
         context = weights = None
         if self.attention is not None:
-            context, weights = self.attention(h[:, -1], memory, keys)
+            context, weights = self.attention(h[:, -1], memory)
             x = torch.cat([x, context.to(x.dtype)], -1)
         if _cpu_autocast_on(x.device):
             with torch.autocast("cpu", enabled=False):
@@ -103,7 +107,7 @@ class RecurrentDecoder(nn.Module):
             h, c = self._recur(x, h, c)
         top = self.drop(h[:, -1])
         features = top if context is None else torch.cat([top, context.to(top.dtype)], -1)
-        return self.out(features), (h, c, *keys), weights
+        return self.out(features), (h, c), weights
 
     def _recur(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hs, cs = [], []

@@ -90,7 +90,8 @@ class EncoderDecoder(nn.Module):
         if target is None:
             raise ValueError("EncoderDecoder.forward needs the target (teacher forcing); decode with generate()")
         fused, memory, weights = self.encode(inputs)
-        state = self.decoder.start(fused, memory)
+        memory = self.decoder.prepare(memory)
+        state = self.decoder.start(fused)
         logits = []
         previous = target[:, 0]
         for t in range(target.shape[1] - 1):
@@ -118,8 +119,9 @@ class EncoderDecoder(nn.Module):
             raise ConfigError(f"decoder.search: beam_size={beam_size} and max_length={max_length} must be >= 1")
         fused, memory, _ = self.encode(inputs)
         b = fused.shape[0]
-        state = self.decoder.start(fused, memory)
-        search_memory = memory.repeat(beam_size)
+        state = self.decoder.start(fused)
+        # the beams of a sample read its memory (never copied per beam: see MemoryAttention)
+        search_memory = self.decoder.prepare(memory)
 
         def step(tokens: torch.Tensor, st: tuple) -> tuple:
             logits, st, weights = self.decoder.step(tokens, st, search_memory)

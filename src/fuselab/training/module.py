@@ -29,6 +29,15 @@ from fuselab.training.metrics import (
 )
 
 STAGES = ("train", "val", "test")
+# generation: test samples shown in wandb
+SAMPLE_ROWS = 20
+
+
+def log_sample_table(loggers: Sequence[Any], rows: list[list[str]]) -> None:
+    """The first test hypotheses beside their references, as a table for each wandb logger."""
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            lg.log_table(key="test/samples", columns=["references", "hypothesis"], data=rows)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -130,6 +139,8 @@ class FusionTask(pl.LightningModule):
             self.confusion = MulticlassConfusionMatrix(num_classes=n)
         elif data.target.kind == "multilabel":
             self.confusion = MultilabelConfusionMatrix(num_labels=n)
+        # generation: the first test hypotheses with their references (a wandb table)
+        self.samples: list[list[str]] = []
         # the test split's precision, recall, F1 and support per class (set at the end of a test)
         self.per_class: dict[str, dict[str, float]] = {}
 
@@ -229,6 +240,10 @@ class FusionTask(pl.LightningModule):
         hypotheses = [spec.detokenize(row) for row in decoded.tokens.tolist()]
         references = batch.get("references") or [[spec.detokenize(row)] for row in target.tolist()]
         self.metrics[f"{stage}_metrics"].update(hypotheses, references)
+        if stage == "test" and len(self.samples) < SAMPLE_ROWS:
+            self.samples += [[" | ".join(r), h] for h, r in zip(hypotheses, references)][
+                : SAMPLE_ROWS - len(self.samples)
+            ]
         if stage == "test" and self.collected is not None:
             self.collected.append(
                 {
@@ -304,6 +319,9 @@ class FusionTask(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
+        if self.samples:
+            log_sample_table(self.loggers, self.samples)
+            self.samples = []
         if self.confusion is None:
             return
         counts = self.confusion.compute().cpu()  # every rank takes part in the sync

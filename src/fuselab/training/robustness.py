@@ -6,7 +6,8 @@ float modalities get Gaussian noise of ``l`` times their standard deviation; tok
 by random tokens with probability ``l``.
 
 Summaries as MultiBench defines them (Liang et al. 2021, eval_scripts/robustness.py):
-- relative robustness: the area under the metric-vs-level curve (trapezoids over [0, 1]);
+- relative robustness: the area under the metric-vs-level curve (trapezoids over [0, 1]; for an
+  error rate such as a generation run's test/wer, smaller is more robust: ``lower_is_better``);
 - effective robustness: sum over levels of ``f_i - (b_i + f_0 - b_0)``, how much better the
   curve holds up than a baseline ``b`` (MultiBench uses late fusion) shifted to the same clean
   value. It needs a baseline: ``robustness.baseline=<robustness.json of another run>``.
@@ -26,6 +27,7 @@ import torch
 
 from fuselab.data.specs import ModalityBatch, ModalitySpec
 from fuselab.errors import ConfigError
+from fuselab.training.metrics import LOWER_IS_BETTER
 
 
 def relative_robustness(curve: Sequence[float]) -> float:
@@ -126,6 +128,8 @@ def run_robustness(
     task.absent = ()
     report: dict[str, Any] = {
         "metric": metric,
+        # error rates and losses: a smaller area is the more robust model
+        "lower_is_better": metric.rsplit("/", 1)[-1] in LOWER_IS_BETTER,
         "levels": grid,
         "curves": curves,
         "missing": missing,

@@ -61,9 +61,10 @@ def _not_converged(summaries: list[dict[str, Any]], where: dict[str, Any]) -> in
 
 def check_cell(cell: dict[str, Any], summaries: list[dict[str, Any]], default_metric: str) -> CellResult:
     """One reference cell against the runs that match its ``where``. Kinds: ``value`` ±
-    ``tolerance`` (a published number), ``min``/``max`` (known-answer bounds), or ``above``: one
-    or more other groups of the same study (e.g. the unimodal baselines) whose mean the cell's
-    mean must exceed."""
+    ``tolerance`` (a published number), ``min``/``max`` (known-answer bounds), ``above`` or
+    ``below``: one or more other groups of the same study (e.g. the unimodal baselines) whose
+    means the cell's mean must exceed (``above``; accuracies) or stay under (``below``; error
+    rates), by at least ``margin`` (default 0)."""
     metric = cell.get("metric", default_metric)
     where = dict(cell.get("where") or {})
     values = _values(summaries, where, metric)
@@ -74,26 +75,32 @@ def check_cell(cell: dict[str, Any], summaries: list[dict[str, Any]], default_me
         tol = float(cell.get("tolerance", 0.0))
         ref = f"{cell['value']} ± {tol}"
         agrees = None if not values else abs(mean - float(cell["value"])) <= tol
-    elif "above" in cell:
-        others = cell["above"] if isinstance(cell["above"], list) else [cell["above"]]
+    elif "above" in cell or "below" in cell:
+        side = "above" if "above" in cell else "below"
+        margin = float(cell.get("margin", 0.0))
+        others = cell[side] if isinstance(cell[side], list) else [cell[side]]
         parts, means = [], []
         for other in others:
             vals = _values(summaries, dict(other), metric)
             means.append(statistics.fmean(vals) if vals else math.nan)
             name = ", ".join(f"{k}={v}" for k, v in other.items())
             parts.append(f"{means[-1]:.4f} ({name})" if vals else f"not run ({name})")
-        ref = "> " + " and ".join(parts)
-        agrees = None if not values or any(math.isnan(m) for m in means) else mean > max(means)
+        by = f" by {margin}" if margin else ""
+        ref = ("> " if side == "above" else "< ") + " and ".join(parts) + by
+        if not values or any(math.isnan(m) for m in means):
+            agrees = None
+        elif side == "above":
+            agrees = mean > max(means) + margin
+        else:
+            agrees = mean < min(means) - margin
     else:
         lo, hi = cell.get("min"), cell.get("max")
         ref = " and ".join(p for p in (f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else "") if p)
         agrees = None if not values else (lo is None or mean >= float(lo)) and (hi is None or mean <= float(hi))
     # a cell whose runs (or whose baselines' runs) were still improving gets no verdict
-    limited = _not_converged(summaries, where) + sum(
-        _not_converged(summaries, dict(o)) for o in (cell.get("above") or []) if isinstance(o, dict)
-    )
-    if isinstance(cell.get("above"), dict):
-        limited += _not_converged(summaries, dict(cell["above"]))
+    baselines = cell.get("above") or cell.get("below") or []
+    baselines = [baselines] if isinstance(baselines, dict) else baselines
+    limited = _not_converged(summaries, where) + sum(_not_converged(summaries, dict(o)) for o in baselines)
     if limited:
         agrees = None
     return CellResult(

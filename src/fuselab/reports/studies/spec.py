@@ -19,7 +19,7 @@ A study is a folder ``experiments/NAME/`` with a README (question, protocol, sou
           metric: test/acc            # default: the study's metric
           value: 0.732 / tolerance: 0.02    # a published number: agree when |measured - value| <= tolerance
           min: 0.65 / max: 0.40             # or a known answer: agree when inside the bounds
-          above: [{data.modalities: "[audio]"}]  # or beat other groups of the study (baselines)
+          above: [{data.modalities: "[audio]"}]  # or beat (below: stay under) other groups of the study, by margin
           citation: ..., checked: true|false  (false: not verified against the paper itself)
 
 A part's override replaces a shared one with the same key. Without ``parts`` the study is one
