@@ -40,7 +40,15 @@ def test_synthetic_generation_learns_then_evaluates(tmp_path: Path):
 
     run_dir = summary_path.parent
     ev = run_cli(
-        ["-m", "fuselab.cli.eval", f"ckpt_path={run_dir}/checkpoints/best.ckpt", "save_predictions=true"], cwd=tmp_path
+        [
+            "-m",
+            "fuselab.cli.eval",
+            f"ckpt_path={run_dir}/checkpoints/best.ckpt",
+            "save_predictions=true",
+            "robustness.enabled=true",
+            "robustness.levels=2",
+        ],
+        cwd=tmp_path,
     )
     assert ev.returncode == 0, ev.stderr[-3000:]
     (eval_summary,) = (tmp_path / "outputs").glob("eval/runs/*/summary.json")
@@ -51,6 +59,10 @@ def test_synthetic_generation_learns_then_evaluates(tmp_path: Path):
     wrong = sum(r["hypothesis"] != r["references"][0] for r in rows)
     assert wrong / 300 == pytest.approx(1 - out["metrics"]["test/exact_match"], abs=1e-6)
     assert len(out["attention_maps"]) == 4 and all(Path(p).stat().st_size > 1000 for p in out["attention_maps"])
+    robustness = json.loads((eval_summary.parent / "robustness.json").read_text())
+    assert robustness["metric"] == "test/wer" and robustness["lower_is_better"] is True
+    clean, noisy = robustness["curves"]["audio"]
+    assert clean == pytest.approx(out["metrics"]["test/wer"]) and noisy > clean  # full noise hurts
 
 
 def test_generation_sweep_over_attention_and_cell_resumes_and_compares(tmp_path: Path):

@@ -28,12 +28,14 @@ SPECS = {
 }
 
 
-def model(attention: str = "additive", cell: str = "gru", init: str = "fused", modalities=("audio", "image")):
+def model(
+    attention: str = "additive", cell: str = "gru", init: str = "fused", modalities=("audio", "image"), encoder=None
+):
     torch.manual_seed(0)
     ctx = FusionContext(
         modalities={m: SPECS[m] for m in modalities},
         target=TargetSpec("generation", len(VOCAB), vocabulary=VOCAB),
-        encoders=EncoderFactory(partial(RecurrentEncoder, cell="gru", hidden_size=12), static_dim=10),
+        encoders=EncoderFactory(encoder or partial(RecurrentEncoder, cell="gru", hidden_size=12), static_dim=10),
         head=partial(MLPHead),
     )
     dec = partial(RecurrentDecoder, cell=cell, hidden_size=16, attention=attention, attention_dim=8, init=init)
@@ -229,3 +231,25 @@ def test_lstm_decoder_runs_under_cpu_bf16_autocast():
         out = m(batch(), target=target())
         decoded, _ = m.eval().generate(batch(), beam_size=2, max_length=4)
     assert torch.isfinite(out["logits"].float()).all() and decoded.tokens.shape[0] == 3
+
+
+def test_transformer_encoders_offer_their_steps_as_memory():
+    from fuselab.models.transformer import TransformerEncoder
+
+    m = model("dot", encoder=partial(TransformerEncoder, hidden_size=12, num_layers=1, heads=2))
+    decoded, memory = m.generate(batch(), beam_size=2, max_length=4)
+    assert memory.values.shape == (3, 7 + 32, 12)
+    assert decoded.attention[1, :, 5:7].abs().max() == 0  # the second sample's padding steps
+
+
+def test_scheduled_sampling_feeds_the_models_own_tokens():
+    m = model("additive").train()
+    m.decoder.drop.p = 0.0  # no dropout: the two passes below must agree exactly
+    t = target()
+    forced = m(batch(), target=t, sampling=0.0)["logits"]
+    own = m(batch(), target=t, sampling=1.0)["logits"]
+    assert torch.allclose(forced[:, 0], own[:, 0])  # the first step always reads the start token
+    # with p=1 the second step reads the first step's argmax instead of the reference token
+    fed = t.clone()
+    fed[:, 1] = torch.where(t[:, 1] != PAD_ID, forced[:, 0].argmax(-1), t[:, 1])
+    assert torch.allclose(own[:, 1], m(batch(), target=fed, sampling=0.0)["logits"][:, 1], atol=1e-6)

@@ -121,7 +121,10 @@ def spectrogram(wave: np.ndarray) -> np.ndarray:
 
 
 def read_wav(path: Path) -> np.ndarray:
-    import soundfile as sf
+    try:
+        import soundfile as sf
+    except ImportError as exc:
+        raise ConfigError("reading wav files needs the audio extra: pip install 'fuselab[audio]' (soundfile)") from exc
 
     try:
         data, _ = sf.read(str(path), dtype="float32", always_2d=False)

@@ -239,12 +239,13 @@ class ConnectedDigitsDataModule(PairedDataModule):
 
 
 def _read(path: Path) -> np.ndarray:
+    wave = read_wav(path)  # checks that soundfile is installed
     import soundfile as sf
 
     rate = sf.info(str(path)).samplerate
     if rate != SAMPLE_RATE:
         raise ConfigError(f"FSDD: {path} is sampled at {rate} Hz; connected digits expects {SAMPLE_RATE} Hz")
-    return read_wav(path).astype(np.float32)
+    return wave.astype(np.float32)
 
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:

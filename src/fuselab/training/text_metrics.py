@@ -2,7 +2,9 @@
 exact match, and CIDEr-D for captions.
 
 Each hypothesis is scored against its references (several for captions, one for
-transcriptions). WER and CER compare with the first reference. METEOR and SPICE need a Java
+transcriptions). WER and CER compare with the first reference. All but CIDEr are torchmetrics
+states and are reduced across DDP ranks; CIDEr's document frequencies need every caption of the
+split, so under DDP it is computed per rank (over that rank's share of the split). METEOR and SPICE need a Java
 runtime (the COCO caption toolkit runs them through one) and are not offered.
 """
 
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.text import BLEUScore, CharErrorRate, WordErrorRate
 
 GENERATION_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "wer", "cer", "exact_match", "cider")
@@ -75,8 +78,8 @@ class GenerationMetrics(nn.Module):
         )
         self.wer = WordErrorRate() if "wer" in self.names else None
         self.cer = CharErrorRate() if "cer" in self.names else None
+        self.exact = MeanMetric() if "exact_match" in self.names else None
         self.update_count = 0
-        self._matches = 0
         self._texts: list[tuple[str, list[str]]] = []  # for CIDEr (document frequencies need all)
 
     def clone(self, prefix: str) -> GenerationMetrics:
@@ -91,7 +94,8 @@ class GenerationMetrics(nn.Module):
             self.wer.update(hyps, firsts)
         if self.cer is not None:
             self.cer.update(hyps, firsts)
-        self._matches += sum(h in r for h, r in zip(hyps, refs))
+        if self.exact is not None:
+            self.exact.update(torch.tensor([float(h in r) for h, r in zip(hyps, refs)]))
         if "cider" in self.names:
             self._texts.extend(zip(hyps, refs))
         self.update_count += len(hyps)
@@ -102,15 +106,15 @@ class GenerationMetrics(nn.Module):
             out["wer"] = self.wer.compute()
         if self.cer is not None:
             out["cer"] = self.cer.compute()
-        if "exact_match" in self.names:
-            out["exact_match"] = torch.tensor(self._matches / max(self.update_count, 1))
+        if self.exact is not None:
+            out["exact_match"] = self.exact.compute()
         if "cider" in self.names:
             hyps, refs = zip(*self._texts) if self._texts else ((), ())
             out["cider"] = torch.tensor(cider_d(hyps, refs))
         return {f"{self.prefix}{k}": torch.as_tensor(v, dtype=torch.float32) for k, v in out.items()}
 
     def reset(self) -> None:
-        for metric in (*self.bleu.values(), self.wer, self.cer):
+        for metric in (*self.bleu.values(), self.wer, self.cer, self.exact):
             if metric is not None:
                 metric.reset()
-        self.update_count, self._matches, self._texts = 0, 0, []
+        self.update_count, self._texts = 0, []
