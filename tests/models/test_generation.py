@@ -64,7 +64,7 @@ def test_shapes_and_gradients(attention, cell):
     out = m(batch(), target=target())
     assert out["logits"].shape == (3, 4, len(VOCAB))
     out["logits"].sum().backward()
-    assert m.decoder.embed.weight.grad is not None and m.encoders["image"].net[0].weight.grad is not None
+    assert m.decoder.embed.weight.grad is not None and m.body.encoders["image"].net[0].weight.grad is not None
     decoded, memory = m.eval().generate(batch(), beam_size=1, max_length=6)
     assert decoded.tokens.shape[0] == 3 and decoded.tokens.shape[1] <= 6
     # memory: 7 audio steps and the image's 4x8 grid (one max pool)

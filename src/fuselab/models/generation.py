@@ -24,8 +24,8 @@ from fuselab.data.specs import BOS_ID, PAD_ID
 from fuselab.errors import ConfigError
 from fuselab.models.attention import Memory
 from fuselab.models.decoder import RecurrentDecoder
-from fuselab.models.fusion.base import FusionContext, present_matrix
-from fuselab.models.fusion.operators import build_operator
+from fuselab.models.fusion.base import FusionContext
+from fuselab.models.fusion.feature import FusedEncoders
 from fuselab.models.search import Decoded, beam_search, greedy_search
 
 DecoderFactory = Callable[..., RecurrentDecoder]
@@ -50,13 +50,13 @@ class EncoderDecoder(nn.Module):
         if not ctx.target.is_generation:
             raise ValueError("EncoderDecoder decodes generation targets")
         self.names = ctx.names
-        self.encoders = nn.ModuleDict({m: ctx.encoders(spec) for m, spec in ctx.modalities.items()})
-        dims = {m: e.out_dim for m, e in self.encoders.items()}
-        self.fuse = build_operator(operator, dims, fused_dim, tensor_dim, rank, max_tensor_size)
-        self.project = nn.ModuleDict({m: nn.Linear(e.memory_dim, memory_dim) for m, e in self.encoders.items()})
+        # the encoders and operator of feature fusion; their fused vector starts the decoder
+        self.body = FusedEncoders(ctx, operator, fused_dim, tensor_dim, rank, max_tensor_size)
+        encoders = self.body.encoders
+        self.project = nn.ModuleDict({m: nn.Linear(e.memory_dim, memory_dim) for m, e in encoders.items()})
         self.register_buffer("never", torch.tensor([PAD_ID, BOS_ID]), persistent=False)
         self.decoder = decoder(
-            vocab_size=ctx.target.num_outputs, modalities=self.names, memory_dim=memory_dim, init_dim=self.fuse.out_dim
+            vocab_size=ctx.target.num_outputs, modalities=self.names, memory_dim=memory_dim, init_dim=self.body.out_dim
         )
 
     # ---- encoding ----------------------------------------------------------------------------
@@ -66,7 +66,7 @@ class EncoderDecoder(nn.Module):
         start = 0
         for m in self.names:
             mb = inputs[m]
-            items = self.encoders[m].memory(mb)
+            items = self.body.encoders[m].memory(mb)
             pooled[m] = items.pooled
             values.append(self.project[m](items.items))
             masks.append(items.mask & mb.present.unsqueeze(1))
@@ -74,10 +74,7 @@ class EncoderDecoder(nn.Module):
             segments.append((m, start, start + n))
             layouts[m] = items.layout
             start += n
-        present = present_matrix(inputs, self.names, next(iter(pooled.values())).dtype)
-        fused = self.fuse(pooled, present)
-        w = getattr(self.fuse, "last_weights", None)
-        weights = None if w is None else {m: w[:, i] for i, m in enumerate(self.names)}
+        fused, weights = self.body.combine(pooled, inputs)
         dtype = values[0].dtype
         memory = Memory(torch.cat([v.to(dtype) for v in values], 1), torch.cat(masks, 1), tuple(segments), layouts)
         return fused, memory, weights

@@ -26,11 +26,16 @@ class FusedEncoders(nn.Module):
 
     def forward(self, inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
         z = {m: self.encoders[m](inputs[m]) for m in self.names}
+        fused, weights = self.combine(z, inputs)
+        return fused, z, weights
+
+    def combine(self, z: dict[str, torch.Tensor], inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """The operator over per-modality vectors ``z`` (absent ones per ``present``), and its
+        per-modality weights or None."""
         present = present_matrix(inputs, self.names, next(iter(z.values())).dtype)
         fused = self.fuse(z, present)
         w = getattr(self.fuse, "last_weights", None)
-        weights = None if w is None else {m: w[:, i] for i, m in enumerate(self.names)}
-        return fused, z, weights
+        return fused, None if w is None else {m: w[:, i] for i, m in enumerate(self.names)}
 
 
 class FeatureFusion(nn.Module):
