@@ -29,6 +29,7 @@ def build_model(cfg: DictConfig, data: DataDescription) -> nn.Module:
     sized from the data's description (never from dimensions typed into configs)."""
     rnn = instantiate(cfg.rnn)
     encoders = instantiate(cfg.model.encoders, rnn=rnn)
+    encoders.check(data.modalities)
     head = instantiate(cfg.model.head)
     ctx = FusionContext(
         modalities=dict(data.modalities), target=data.target, encoders=encoders, head=head, aligned=data.aligned

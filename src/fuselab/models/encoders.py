@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from fuselab.data.specs import ModalityBatch, ModalitySpec
+from fuselab.errors import ConfigError
 
 RNNFactory = Callable[..., nn.Module]  # partial(RecurrentEncoder, cell=..., ...)(input_dim=...)
 
@@ -75,20 +77,56 @@ class TemporalEncoder(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """(B, C, H, W) -> (B, out_dim): a small CNN (conv-ReLU-pool blocks, 2x2 average pool).
-    No batch norm, so a sample's encoding never depends on the rest of its batch."""
+    """(B, C, H, W) -> (B, out_dim): conv blocks (conv, optional batch norm, ReLU, 2x2 max pool
+    between blocks, and after the last with ``pool_last``), an adaptive average pool to a
+    ``grid_pool`` x ``grid_pool`` map, flattened, then (``project``) dropout, a linear layer to
+    ``out_dim`` and ReLU. Without ``project`` the flattened map is the encoding
+    (out_dim = channels[-1] * grid_pool**2), as in LeNet-style encoders.
 
-    def __init__(self, spec: ModalitySpec, out_dim: int, channels: Sequence[int] = (16, 32), dropout: float = 0.0):
+    ``norm``: ``none`` (the default: a sample's encoding never depends on the rest of its batch)
+    or ``batch`` (BatchNorm2d after each conv, whose bias it replaces)."""
+
+    def __init__(
+        self,
+        spec: ModalitySpec,
+        out_dim: int,
+        channels: Sequence[int] = (16, 32),
+        dropout: float = 0.0,
+        kernel_sizes: int | Sequence[int] = 3,
+        norm: str = "none",
+        pool_last: bool = False,
+        grid_pool: int = 2,
+        project: bool = True,
+    ):
         super().__init__()
+        channels = [int(c) for c in channels]
+        kernels = (
+            [int(kernel_sizes)] * len(channels) if isinstance(kernel_sizes, int) else [int(k) for k in kernel_sizes]
+        )
+        if not channels or len(kernels) != len(channels):
+            raise ValueError(
+                f"image encoder of {spec.name!r}: {len(kernels)} kernel sizes for {len(channels)} conv blocks"
+            )
+        if norm not in ("none", "batch"):
+            raise ValueError(f"image encoder of {spec.name!r}: norm={norm!r} is not one of ['none', 'batch']")
         layers: list[nn.Module] = []
         width = int(spec.shape[0])  # type: ignore[arg-type]
-        for i, c in enumerate(channels):
-            layers += [nn.Conv2d(width, c, 3, padding=1), nn.ReLU()]
-            if i < len(channels) - 1:
+        for i, (c, k) in enumerate(zip(channels, kernels)):
+            layers.append(nn.Conv2d(width, c, k, padding=k // 2, bias=norm == "none"))
+            if norm == "batch":
+                layers.append(nn.BatchNorm2d(c))
+            layers.append(nn.ReLU())
+            if pool_last or i < len(channels) - 1:
                 layers.append(nn.MaxPool2d(2))
             width = c
         self.grid_layers = len(layers)  # net[:grid_layers] gives the spatial grid
-        layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * 4, out_dim), nn.ReLU()]
+        layers += [nn.AdaptiveAvgPool2d(int(grid_pool)), nn.Flatten()]
+        flat = width * int(grid_pool) ** 2
+        if project:
+            layers += [nn.Dropout(dropout), nn.Linear(flat, out_dim), nn.ReLU()]
+        else:
+            layers.append(nn.Dropout(dropout))
+            out_dim = flat
         self.net = nn.Sequential(*layers)
         self.out_dim = out_dim
         self.memory_dim = width
@@ -130,8 +168,22 @@ class VectorEncoder(nn.Module):
         return self.out_dim
 
 
+# what ``model.encoders.modalities.<name>`` may set, per modality kind
+MODALITY_KEYS = {
+    "image": ("channels", "kernel_sizes", "norm", "pool_last", "grid_pool", "project", "out_dim", "dropout"),
+    "vector": ("hidden", "out_dim", "dropout"),
+    "sequence": ("rnn",),
+    "tokens": ("embed_dim", "rnn"),
+}
+
+
 class EncoderFactory:
-    """Builds the encoder of a modality from its spec (config: ``model.encoders``)."""
+    """Builds the encoder of a modality from its spec (config: ``model.encoders``).
+
+    The top-level settings serve every modality; ``modalities`` overrides them for one modality
+    by name, e.g. ``{audio: {channels: [6, 12, 24], kernel_sizes: [5, 3, 3], norm: batch}}`` or
+    ``{text: {embed_dim: 300, rnn: {hidden_size: 128}}}`` (``rnn``: keys of the ``rnn`` group for
+    that modality's recurrent encoder). Which keys a kind takes: :data:`MODALITY_KEYS`."""
 
     def __init__(
         self,
@@ -141,6 +193,7 @@ class EncoderFactory:
         image_channels: Sequence[int] = (16, 32),
         vector_hidden: int = 64,
         dropout: float = 0.0,
+        modalities: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.rnn = rnn
         self.embed_dim = int(embed_dim)
@@ -148,13 +201,46 @@ class EncoderFactory:
         self.image_channels = [int(c) for c in image_channels]
         self.vector_hidden = int(vector_hidden)
         self.dropout = float(dropout)
+        self.modalities = {str(m): dict(o or {}) for m, o in (modalities or {}).items()}
+
+    def check(self, specs: Mapping[str, ModalitySpec]) -> None:
+        """Refuse settings for a modality the data does not have, or keys its kind does not take."""
+        for name, overrides in self.modalities.items():
+            if name not in specs:
+                raise ConfigError(
+                    f"model.encoders.modalities.{name}: the data has no modality {name!r} (it has {sorted(specs)})"
+                )
+            allowed = MODALITY_KEYS[specs[name].kind]
+            unknown = sorted(set(overrides) - set(allowed))
+            if unknown:
+                raise ConfigError(
+                    f"model.encoders.modalities.{name}: {unknown} do not apply to a {specs[name].kind} modality;"
+                    f" it takes {list(allowed)}"
+                )
+
+    def _rnn_for(self, spec: ModalitySpec) -> RNNFactory:
+        overrides = self.modalities.get(spec.name, {}).get("rnn") or {}
+        return partial(self.rnn, **dict(overrides)) if overrides else self.rnn
 
     def __call__(self, spec: ModalitySpec) -> nn.Module:
+        own = self.modalities.get(spec.name, {})
         if spec.is_temporal:
-            return TemporalEncoder(spec, self.rnn, self.embed_dim)
+            return TemporalEncoder(spec, self._rnn_for(spec), int(own.get("embed_dim", self.embed_dim)))
         if spec.kind == "image":
-            return ImageEncoder(spec, self.static_dim, self.image_channels, self.dropout)
-        return VectorEncoder(spec, self.static_dim, self.vector_hidden, self.dropout)
+            settings = {k: v for k, v in own.items() if k not in ("out_dim", "channels", "dropout")}
+            return ImageEncoder(
+                spec,
+                int(own.get("out_dim", self.static_dim)),
+                own.get("channels", self.image_channels),
+                float(own.get("dropout", self.dropout)),
+                **settings,
+            )
+        return VectorEncoder(
+            spec,
+            int(own.get("out_dim", self.static_dim)),
+            int(own.get("hidden", self.vector_hidden)),
+            float(own.get("dropout", self.dropout)),
+        )
 
     def steps(self, spec: ModalitySpec) -> StepFeatures:
-        return StepFeatures(spec, self.embed_dim)
+        return StepFeatures(spec, int(self.modalities.get(spec.name, {}).get("embed_dim", self.embed_dim)))
