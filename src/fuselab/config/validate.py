@@ -131,9 +131,31 @@ def validate_train_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={shown!r} is invalid: expected {expected}, e.g. {example}")
     check_run_is_as_asked(cfg)
     check_precision(cfg)
+    check_transfer(cfg)
     for key in ("data", "fusion", "rnn", "model", "trainer"):
         if key not in cfg or cfg[key] is None:
             raise ConfigError(f"the config has no '{key}' section; pick one with {key}=<name>")
+
+
+def check_transfer(cfg: DictConfig) -> None:
+    """``model.init_from`` names a checkpoint that exists; ``model.freeze`` and
+    ``model.init_include`` are lists of names (checked against the model once it is built)."""
+    for key in ("freeze", "init_include"):
+        found, value = _get(cfg, f"model.{key}")
+        if (
+            found
+            and value is not None
+            and not (isinstance(value, ListConfig) and all(isinstance(v, str) and v for v in value))
+        ):
+            raise ConfigError(
+                f"model.{key}={value!r} is invalid: expected a list of parameter names, e.g. "
+                f"model.{key}=[body.encoders.audio]"
+            )
+    found, source = _get(cfg, "model.init_from")
+    if found and source:
+        from fuselab.training.transfer import resolve_checkpoint
+
+        resolve_checkpoint(str(source))
 
 
 def check_run_is_as_asked(cfg: DictConfig) -> None:

@@ -135,6 +135,9 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     dm = build_datamodule(cfg.data)
     data = describe_data(dm)
     task = build_fusion_task(cfg, data, config=to_plain(cfg), class_weights=resolve_class_weights(cfg, dm, data))
+    transfer = apply_transfer(task.model, cfg.model)
+    if transfer:
+        summary.update(transfer=transfer)
     loggers = build_loggers(cfg, ctx["choices"], list(data.modalities), group=ctx["group"])
     callbacks = build_callbacks(cfg, task.monitor, with_logger=bool(loggers))
     counter = StepCounter()
@@ -183,6 +186,20 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
         per_class=task.per_class or None,
     )
     finish_loggers(loggers, metrics, monitor)
+
+
+def apply_transfer(model: Any, model_cfg: DictConfig) -> dict[str, Any]:
+    """``model.init_from`` (weights from another run, by name and shape) then ``model.freeze``;
+    what was done, for summary.json (empty when neither is set)."""
+    from fuselab.training.transfer import freeze, init_from
+
+    done: dict[str, Any] = {}
+    if model_cfg.get("init_from"):
+        include = model_cfg.get("init_include")
+        done.update(init_from(model, str(model_cfg.init_from), [str(p) for p in include] if include else None))
+    if model_cfg.get("freeze"):
+        done.update(freeze(model, [str(p) for p in model_cfg.freeze]))
+    return done
 
 
 def _merge(results: list[dict[str, float]]) -> dict[str, float]:

@@ -348,12 +348,23 @@ class FusionTask(pl.LightningModule):
         if state is not None:
             torch.set_rng_state(state["torch"])
 
+    def train(self, mode: bool = True) -> FusionTask:
+        """Lightning's train/eval switch; batch norms of frozen parts (``model.freeze``) stay in
+        eval mode, so their running statistics stay as loaded."""
+        super().train(mode)
+        if mode:
+            from fuselab.training.transfer import frozen_norms
+
+            for norm in frozen_norms(self.model):
+                norm.eval()
+        return self
+
     # ---- optimisation --------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         # torch checks the optimizer's and scheduler's settings in their constructors: what they
         # refuse here comes from model.optimizer.* / model.scheduler.*, a user's setting
         try:
-            optimizer = self.optimizer_factory(params=self.parameters())
+            optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"model.optimizer: {exc}") from exc
         if self.scheduler_factory is None:
