@@ -5,24 +5,39 @@ columns mapped to modalities::
       'data.columns={speech: {column: mfcc, kind: sequence}, caption: {column: ids, kind: tokens, vocab_size: 30522}}'
 
 ``kind``: sequence (list of float lists), tokens (list of ints; ``vocab_size``), image (C,H,W
-array or a PIL image, scaled to [0, 1]), vector (list of floats). Splits named ``train``,
+array or a PIL image, scaled to [0, 1]), vector (list of floats), or ``text`` (strings, turned
+into tokens by a word-level tokenizer fitted on the train split only: ``min_count``,
+``max_vocab``, ``lowercase``; or by ``tokenizer: <tokenizer.json>``). A text that is empty, not a
+string or has no token is refused with its split, row and column, or dropped and counted with
+``data.bad_rows=skip``. Splits named ``train``,
 ``validation``/``val`` and ``test`` are used; a missing validation split is carved from train
 (``val_fraction``, seeded). Nothing is downloaded when HF_DATASETS_OFFLINE=1.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
 
+from fuselab.data import text as textlib
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.specs import MODALITY_KINDS, TARGET_KINDS, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
+COLUMN_KINDS = (*MODALITY_KINDS, "text")
+TEXT_KEYS = ("column", "kind", "tokenizer", "min_count", "max_vocab", "lowercase")
+
 VAL_NAMES = ("validation", "val", "valid", "dev")
+log = logging.getLogger(__name__)
+
+
+def _stamp(path: str) -> list[Any]:
+    p = Path(path).expanduser()
+    return [str(p.resolve()), int(p.stat().st_mtime)] if p.exists() else [str(path)]
 
 
 def _load(source: str, name: str | None) -> datasets.DatasetDict:
@@ -73,6 +88,7 @@ class HFDataModule(PairedDataModule):
         config_name: str | None = None,
         val_fraction: float = 0.1,
         split_seed: int = 0,
+        bad_rows: str = "refuse",
         **loader_kwargs: Any,
     ) -> None:
         if not source:
@@ -80,9 +96,14 @@ class HFDataModule(PairedDataModule):
         if not columns:
             raise ConfigError("data.columns is empty: map each modality to {column: ..., kind: ...}")
         for m, c in columns.items():
-            if "column" not in c or c.get("kind") not in MODALITY_KINDS:
+            if "column" not in c or c.get("kind") not in COLUMN_KINDS:
                 raise ConfigError(
-                    f"data.columns.{m} needs 'column' and 'kind' (one of {list(MODALITY_KINDS)}), got {dict(c)}"
+                    f"data.columns.{m} needs 'column' and 'kind' (one of {list(COLUMN_KINDS)}), got {dict(c)}"
+                )
+            if c["kind"] == "text" and set(c) - set(TEXT_KEYS):
+                raise ConfigError(
+                    f"data.columns.{m}: {sorted(set(c) - set(TEXT_KEYS))} do not apply to text;"
+                    f" it takes {list(TEXT_KEYS)}"
                 )
             if c["kind"] == "tokens" and not c.get("vocab_size"):
                 raise ConfigError(f"data.columns.{m}: tokens need vocab_size")
@@ -94,6 +115,9 @@ class HFDataModule(PairedDataModule):
         self.columns = {m: dict(c) for m, c in columns.items()}
         self.source_target_column, self.target_kind, self.num_outputs = target_column, target_kind, num_outputs
         self.val_fraction, self.split_seed = float(val_fraction), int(split_seed)
+        if bad_rows not in ("refuse", "skip"):
+            raise ConfigError(f"data.bad_rows={bad_rows!r} is not refuse or skip")
+        self.bad_rows = bad_rows
         super().__init__(**loader_kwargs)
 
     def modality_names(self) -> list[str]:
@@ -110,7 +134,50 @@ class HFDataModule(PairedDataModule):
             "target_kind": self.target_kind,
             "val_fraction": self.val_fraction,
             "split_seed": self.split_seed,
+            "bad_rows": self.bad_rows,
+            "tokenizers": {m: _stamp(c["tokenizer"]) for m, c in self.columns.items() if c.get("tokenizer")},
         }
+
+    def _tokenizers(self, train: datasets.Dataset) -> dict[str, Any]:
+        """One tokenizer per text column: loaded, or fitted on the TRAIN split's strings only."""
+        out = {}
+        for m, c in self.columns.items():
+            if c["kind"] != "text":
+                continue
+            if c.get("tokenizer"):
+                out[m] = textlib.load_tokenizer(c["tokenizer"])
+            else:
+                out[m] = textlib.fit_word_tokenizer(
+                    textlib.batches(train[c["column"]]),
+                    min_count=int(c.get("min_count", 1)),
+                    lowercase=bool(c.get("lowercase", True)),
+                    max_vocab=c.get("max_vocab"),
+                )
+            log.info("data.columns.%s: %d tokens in the vocabulary", m, out[m].get_vocab_size())
+        return out
+
+    def _drop_bad_text(
+        self, split: str, ds: datasets.Dataset, tokenizers: dict[str, Any]
+    ) -> tuple[datasets.Dataset, int]:
+        """Rows whose text cannot be a sample: refused (the first is named) or dropped and counted."""
+        bad: set[int] = set()
+        for m, tok in tokenizers.items():
+            column = self.columns[m]["column"]
+            for i, value in enumerate(ds[column]):
+                reason = textlib.bad_text(value, tok)
+                if reason is None:
+                    continue
+                if self.bad_rows == "refuse":
+                    raise ConfigError(
+                        f"data.source={self.source}: row {i} of the {split} split: column {column!r} "
+                        f"(data.columns.{m}) {reason}: {value!r}. Fix the row, or set data.bad_rows=skip to drop "
+                        "such rows (they are counted)"
+                    )
+                bad.add(i)
+        if not bad:
+            return ds, 0
+        log.warning("data: %d rows of the %s split dropped (bad text; data.bad_rows=skip)", len(bad), split)
+        return ds.select([i for i in range(len(ds)) if i not in bad]), len(bad)
 
     def build(self) -> PreparedData:
         raw = _load(self.source, self.config_name)
@@ -129,9 +196,20 @@ class HFDataModule(PairedDataModule):
         missing = [c for c in needed if c not in train.column_names]
         if missing:
             raise ConfigError(f"data.source={self.source}: no column(s) {missing}; columns: {train.column_names}")
+        tokenizers = self._tokenizers(train)
+        splits = {"train": train, "val": val_ds, "test": raw["test"]}
+        skipped = {}
+        for split in list(splits):
+            splits[split], skipped[split] = self._drop_bad_text(split, splits[split], tokenizers)
+            if len(splits[split]) == 0:
+                raise ConfigError(f"data.source={self.source}: the {split} split has no usable row")
+        train = splits["train"]
         first = train[0]
         shapes: dict[str, tuple[int | None, ...]] = {}
         for m, c in self.columns.items():
+            if c["kind"] == "text":
+                shapes[m] = (None,)
+                continue
             arr = _convert(first[c["column"]], c["kind"])
             shapes[m] = (
                 (None,) if c["kind"] == "tokens" else ((None, arr.shape[-1]) if c["kind"] == "sequence" else arr.shape)
@@ -141,17 +219,29 @@ class HFDataModule(PairedDataModule):
             y = np.asarray(train[self.source_target_column])
             num_outputs = int(y.max()) + 1 if self.target_kind == "multiclass" else int(y.reshape(len(y), -1).shape[1])
 
+        def convert(m: str, value: Any) -> np.ndarray:
+            if m in tokenizers:
+                return textlib.encode(tokenizers[m], value)
+            return _convert(value, self.columns[m]["kind"])
+
         def row(r: dict[str, Any]) -> dict[str, Any]:
-            converted = {m: _convert(r[c["column"]], c["kind"]) for m, c in self.columns.items()}
+            converted = {m: convert(m, r[c["column"]]) for m, c in self.columns.items()}
             for m, arr in converted.items():
                 if self.columns[m]["kind"] in ("image", "vector") and arr.shape != shapes[m]:
                     raise ConfigError(f"data.columns.{m}: a sample has shape {arr.shape}, the first had {shapes[m]}")
             return {**converted, "label": r[self.source_target_column]}
 
         out = {}
-        for split, ds in (("train", train), ("val", val_ds), ("test", raw["test"])):
+        for split, ds in splits.items():
             out[split] = ds.map(row, remove_columns=ds.column_names, desc=f"fuselab: {split}")
-        specs = {
-            m: ModalitySpec(m, c["kind"], shapes[m], vocab_size=c.get("vocab_size")) for m, c in self.columns.items()
-        }
-        return PreparedData(datasets.DatasetDict(out), specs, TargetSpec(self.target_kind, int(num_outputs)))
+        specs = {}
+        for m, c in self.columns.items():
+            if m in tokenizers:
+                words = textlib.vocabulary(tokenizers[m])
+                specs[m] = ModalitySpec(m, "tokens", (None,), vocab_size=len(words), vocabulary=tuple(words))
+            else:
+                specs[m] = ModalitySpec(m, c["kind"], shapes[m], vocab_size=c.get("vocab_size"))
+        notes = {"skipped_rows": skipped} if any(skipped.values()) else {}
+        return PreparedData(
+            datasets.DatasetDict(out), specs, TargetSpec(self.target_kind, int(num_outputs)), notes=notes
+        )

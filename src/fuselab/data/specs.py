@@ -46,6 +46,8 @@ class ModalitySpec:
     kind: str
     shape: tuple[int | None, ...]
     vocab_size: int | None = None
+    # tokens from text: the word of each id (id 0 padding, 1 unknown), for pretrained word vectors
+    vocabulary: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in MODALITY_KINDS:
@@ -57,6 +59,10 @@ class ModalitySpec:
             )
         if self.kind == "tokens" and not self.vocab_size:
             raise ValueError(f"tokens modality {self.name!r} needs vocab_size")
+        if self.vocabulary and len(self.vocabulary) != self.vocab_size:
+            raise ValueError(
+                f"tokens modality {self.name!r}: {len(self.vocabulary)} words for vocab_size={self.vocab_size}"
+            )
 
     @property
     def is_temporal(self) -> bool:
@@ -65,11 +71,21 @@ class ModalitySpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["shape"] = list(self.shape)
+        if self.vocabulary:
+            d["vocabulary"] = list(self.vocabulary)
+        else:
+            d.pop("vocabulary")
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModalitySpec:
-        return cls(name=d["name"], kind=d["kind"], shape=tuple(d["shape"]), vocab_size=d.get("vocab_size"))
+        return cls(
+            name=d["name"],
+            kind=d["kind"],
+            shape=tuple(d["shape"]),
+            vocab_size=d.get("vocab_size"),
+            vocabulary=tuple(d.get("vocabulary", ())),
+        )
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     dm = build_datamodule(cfg.data)
     data = describe_data(dm)
     task = build_fusion_task(cfg, data, config=to_plain(cfg), class_weights=resolve_class_weights(cfg, dm, data))
-    transfer = apply_transfer(task.model, cfg.model)
+    transfer = apply_transfer(task.model, cfg.model, data)
     if transfer:
         summary.update(transfer=transfer)
     loggers = build_loggers(cfg, ctx["choices"], list(data.modalities), group=ctx["group"])
@@ -188,12 +188,18 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     finish_loggers(loggers, metrics, monitor)
 
 
-def apply_transfer(model: Any, model_cfg: DictConfig) -> dict[str, Any]:
-    """``model.init_from`` (weights from another run, by name and shape) then ``model.freeze``;
-    what was done, for summary.json (empty when neither is set)."""
-    from fuselab.training.transfer import freeze, init_from
+def apply_transfer(model: Any, model_cfg: DictConfig, data: Any) -> dict[str, Any]:
+    """Pretrained word vectors (``model.encoders.modalities.<m>.vectors``), ``model.init_from``
+    (weights from another run, by name and shape), then ``model.freeze``; what was done, for
+    summary.json (empty when none is set)."""
+    from fuselab.training.transfer import freeze, init_from, load_word_vectors
 
     done: dict[str, Any] = {}
+    for name, own in (model_cfg.encoders.get("modalities") or {}).items():
+        if own and own.get("vectors"):
+            spec = data.modalities[name]
+            report = load_word_vectors(model, spec, str(own.vectors), bool(own.get("freeze_vectors", False)))
+            done.setdefault("word_vectors", {})[name] = report
     if model_cfg.get("init_from"):
         include = model_cfg.get("init_include")
         done.update(init_from(model, str(model_cfg.init_from), [str(p) for p in include] if include else None))

@@ -166,3 +166,41 @@ def frozen_norms(model: nn.Module) -> list[nn.Module]:
         and any(True for _ in m.parameters())
         and not any(p.requires_grad for p in m.parameters())
     ]
+
+
+def load_word_vectors(model: nn.Module, spec: Any, path: str, freeze_vectors: bool) -> dict[str, Any]:
+    """Initialise the embedding of the tokens modality ``spec`` from a GloVe/word2vec file: the
+    rows of the words found (looked up lowercased when not found as they are); the others keep
+    their random initialisation. ``freeze_vectors``: the embedding is not trained. Logs and
+    returns the share of the vocabulary found."""
+    from fuselab.data.text import read_word_vectors
+    from fuselab.models.encoders import StepFeatures
+
+    embeddings = [
+        m.embed
+        for m in model.modules()
+        if isinstance(m, StepFeatures) and m.modality == spec.name and hasattr(m.embed, "weight")
+    ]
+    if not embeddings:
+        raise ConfigError(
+            f"model.encoders.modalities.{spec.name}.vectors: this model has no embedding of {spec.name!r}"
+        )
+    vectors, found = read_word_vectors(path, spec.vocabulary)
+    words = sum(1 for w in spec.vocabulary if not (w.startswith("<") and w.endswith(">")))
+    with torch.no_grad():
+        for emb in embeddings:
+            rows = torch.from_numpy(found)
+            emb.weight[rows] = torch.from_numpy(vectors[found]).to(emb.weight.dtype)
+            if freeze_vectors:
+                emb.weight.requires_grad_(False)
+    share = float(found.sum()) / max(words, 1)
+    log.info(
+        "word vectors for %r from %s: %d of %d words found (%.1f%%)%s",
+        spec.name,
+        path,
+        int(found.sum()),
+        words,
+        100 * share,
+        ", frozen" if freeze_vectors else "",
+    )
+    return {"file": path, "found": int(found.sum()), "words": words, "coverage": share, "frozen": freeze_vectors}
