@@ -23,13 +23,15 @@ from typing import Any
 import datasets
 import numpy as np
 
+from fuselab.data import audio_features as audiolib
 from fuselab.data import text as textlib
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.specs import MODALITY_KINDS, TARGET_KINDS, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
-COLUMN_KINDS = (*MODALITY_KINDS, "text")
+COLUMN_KINDS = (*MODALITY_KINDS, "text", "audio")
 TEXT_KEYS = ("column", "kind", "tokenizer", "min_count", "max_vocab", "lowercase")
+AUDIO_KEYS = ("column", "kind", *audiolib.AUDIO_SETTINGS)
 
 VAL_NAMES = ("validation", "val", "valid", "dev")
 log = logging.getLogger(__name__)
@@ -104,6 +106,11 @@ class HFDataModule(PairedDataModule):
                 raise ConfigError(
                     f"data.columns.{m}: {sorted(set(c) - set(TEXT_KEYS))} do not apply to text;"
                     f" it takes {list(TEXT_KEYS)}"
+                )
+            if c["kind"] == "audio" and set(c) - set(AUDIO_KEYS):
+                raise ConfigError(
+                    f"data.columns.{m}: {sorted(set(c) - set(AUDIO_KEYS))} do not apply to audio;"
+                    f" it takes {list(AUDIO_KEYS)}"
                 )
             if c["kind"] == "tokens" and not c.get("vocab_size"):
                 raise ConfigError(f"data.columns.{m}: tokens need vocab_size")
@@ -207,8 +214,8 @@ class HFDataModule(PairedDataModule):
         first = train[0]
         shapes: dict[str, tuple[int | None, ...]] = {}
         for m, c in self.columns.items():
-            if c["kind"] == "text":
-                shapes[m] = (None,)
+            if c["kind"] in ("text", "audio"):
+                shapes[m] = (None,) if c["kind"] == "text" else (None, audiolib.feature_dim(c))
                 continue
             arr = _convert(first[c["column"]], c["kind"])
             shapes[m] = (
@@ -219,28 +226,69 @@ class HFDataModule(PairedDataModule):
             y = np.asarray(train[self.source_target_column])
             num_outputs = int(y.max()) + 1 if self.target_kind == "multiclass" else int(y.reshape(len(y), -1).shape[1])
 
+        base = Path(self.source).expanduser()
+        base = base if base.is_dir() else base.parent
+        rates: dict[str, int] = {}
+        has_audio = any(c["kind"] == "audio" for c in self.columns.values())
+
         def convert(m: str, value: Any) -> np.ndarray:
             if m in tokenizers:
                 return textlib.encode(tokenizers[m], value)
+            if self.columns[m]["kind"] == "audio":
+                return audiolib.features_of(value, base, self.columns[m], rates)
             return _convert(value, self.columns[m]["kind"])
 
-        def row(r: dict[str, Any]) -> dict[str, Any]:
-            converted = {m: convert(m, r[c["column"]]) for m, c in self.columns.items()}
+        def row(r: dict[str, Any], i: int, split: str) -> dict[str, Any]:
+            converted = {}
+            for m, c in self.columns.items():
+                try:
+                    converted[m] = convert(m, r[c["column"]])
+                except ConfigError as exc:
+                    if self.bad_rows == "refuse" or c["kind"] != "audio":
+                        raise ConfigError(
+                            f"data.columns.{m}: row {i} of the {split} split: {exc}. Fix it, or set data.bad_rows=skip "
+                            "to drop such rows (they are counted)"
+                        ) from exc
+                    return {
+                        **{k: np.zeros((1, *shapes[k][1:]), np.float32) for k in self.columns},
+                        "label": r[self.source_target_column],
+                        "_bad": str(exc),
+                    }
             for m, arr in converted.items():
                 if self.columns[m]["kind"] in ("image", "vector") and arr.shape != shapes[m]:
                     raise ConfigError(f"data.columns.{m}: a sample has shape {arr.shape}, the first had {shapes[m]}")
-            return {**converted, "label": r[self.source_target_column]}
+            return {**converted, "label": r[self.source_target_column], **({"_bad": ""} if has_audio else {})}
 
         out = {}
         for split, ds in splits.items():
-            out[split] = ds.map(row, remove_columns=ds.column_names, desc=f"fuselab: {split}")
+            out[split] = ds.map(
+                row,
+                with_indices=True,
+                fn_kwargs={"split": split},
+                remove_columns=ds.column_names,
+                desc=f"fuselab: {split}",
+            )
+            if has_audio:
+                bad = [i for i, b in enumerate(out[split]["_bad"]) if b]
+                if bad:
+                    log.warning(
+                        "data: %d rows of the %s split dropped (unreadable audio; data.bad_rows=skip), first: %s",
+                        len(bad),
+                        split,
+                        out[split][bad[0]]["_bad"],
+                    )
+                    keep = sorted(set(range(len(out[split]))) - set(bad))
+                    out[split] = out[split].select(keep)
+                    skipped[split] += len(bad)
+                out[split] = out[split].remove_columns("_bad")
         specs = {}
         for m, c in self.columns.items():
             if m in tokenizers:
                 words = textlib.vocabulary(tokenizers[m])
                 specs[m] = ModalitySpec(m, "tokens", (None,), vocab_size=len(words), vocabulary=tuple(words))
             else:
-                specs[m] = ModalitySpec(m, c["kind"], shapes[m], vocab_size=c.get("vocab_size"))
+                kind = "sequence" if c["kind"] == "audio" else c["kind"]
+                specs[m] = ModalitySpec(m, kind, shapes[m], vocab_size=c.get("vocab_size"))
         notes = {"skipped_rows": skipped} if any(skipped.values()) else {}
         return PreparedData(
             datasets.DatasetDict(out), specs, TargetSpec(self.target_kind, int(num_outputs)), notes=notes
