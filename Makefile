@@ -18,7 +18,7 @@ export HF_DATASETS_OFFLINE ?= 1
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "torch>=2.3,<=2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -q -e ".[dev,audio,text]"
+	$(BIN)/python -m pip install -q -e ".[dev,audio,text,pretrained]"
 	@touch $(STAMP)
 
 install: $(STAMP)

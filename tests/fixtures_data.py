@@ -80,3 +80,29 @@ def write_mmimdb(path: Path, n: int = 60, seed: int = 0, images: bool = False) -
             f["images"] = rng.integers(0, 255, size=(n, 3, 16, 12)).astype(np.uint8)
         f["genres"] = (rng.random((n, 23)) < 0.2).astype(np.int8)
     return path
+
+
+REVIEW_WORDS = ["good", "bad", "film", "plot", "actor", "music", "long", "short"]
+
+
+def write_reviews(root: Path, n: int = 60, seed: int = 0, empty_row: int | None = None) -> Path:
+    """train/validation/test parquet files: a sentence (its label is whether 'good' or 'bad' is in
+    it) and a vector; only val and test mention 'zebra'."""
+    import datasets
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "validation", "test"):
+        rows = {"review": [], "stats": [], "label": []}
+        for i in range(n):
+            label = int(rng.integers(2))
+            words = list(rng.choice(REVIEW_WORDS[2:], size=3)) + ["good" if label else "bad"]
+            if split != "train" and i % 5 == 0:
+                words.append("zebra")
+            rng.shuffle(words)
+            text = ("The " + " ".join(words) + ".") if i % 2 else " ".join(words).upper() + "!"
+            rows["review"].append("" if (split == "train" and i == empty_row) else text)
+            rows["stats"].append(rng.normal(size=3).astype(np.float32).tolist())
+            rows["label"].append(label)
+        datasets.Dataset.from_dict(rows).to_parquet(str(root / f"{split}.parquet"))
+    return root

@@ -11,34 +11,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import FAST, compose_train
+from fixtures_data import write_reviews
 
 from fuselab.data.hf import HFDataModule
 from fuselab.data.text import fit_word_tokenizer, read_word_vectors, vector_file_dim
 from fuselab.errors import ConfigError
 from fuselab.runs.job import train_job
-
-WORDS = ["good", "bad", "film", "plot", "actor", "music", "long", "short"]
-
-
-def write_reviews(root: Path, n: int = 60, seed: int = 0, empty_row: int | None = None) -> Path:
-    """train/validation/test parquet files: a sentence (its label is whether 'good' or 'bad' is in
-    it) and a vector; only val and test mention 'zebra'."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "validation", "test"):
-        rows = {"review": [], "stats": [], "label": []}
-        for i in range(n):
-            label = int(rng.integers(2))
-            words = list(rng.choice(WORDS[2:], size=3)) + ["good" if label else "bad"]
-            if split != "train" and i % 5 == 0:
-                words.append("zebra")
-            rng.shuffle(words)
-            text = ("The " + " ".join(words) + ".") if i % 2 else " ".join(words).upper() + "!"
-            rows["review"].append("" if (split == "train" and i == empty_row) else text)
-            rows["stats"].append(rng.normal(size=3).astype(np.float32).tolist())
-            rows["label"].append(label)
-        datasets.Dataset.from_dict(rows).to_parquet(str(root / f"{split}.parquet"))
-    return root
 
 
 def columns(**text_opts) -> dict:

@@ -53,8 +53,13 @@ def fit_word_tokenizer(
 
 
 def load_tokenizer(path: str | Path) -> Any:
-    """A ``tokenizer.json`` (any model: word level, BPE, WordPiece), or a folder holding one."""
+    """A ``tokenizer.json`` (any model: word level, BPE, WordPiece), a folder holding one, or
+    ``minilm`` (the packaged all-MiniLM-L6-v2's)."""
     tk = _tokenizers()
+    if str(path) == "minilm":  # the tokenizer of the packaged all-MiniLM-L6-v2
+        from fuselab.models.pretrained import resolve_model_dir
+
+        path = resolve_model_dir("minilm")
     p = Path(path).expanduser()
     if p.is_dir():
         p = p / "tokenizer.json"
@@ -63,9 +68,11 @@ def load_tokenizer(path: str | Path) -> Any:
             f"text tokenizer: {p} does not exist; give a tokenizer.json (or its folder), or null to fit one"
         )
     try:
-        return tk.Tokenizer.from_file(str(p))
+        tokenizer = tk.Tokenizer.from_file(str(p))
     except Exception as exc:  # noqa: BLE001 - a bad file is the user's to fix
         raise ConfigError(f"text tokenizer: {p} is not a tokenizers JSON file: {exc}") from exc
+    tokenizer.no_padding()  # fuselab pads batches itself; the true lengths must stay (truncation is kept)
+    return tokenizer
 
 
 def vocabulary(tokenizer: Any) -> list[str]:

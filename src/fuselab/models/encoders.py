@@ -43,7 +43,7 @@ class StepFeatures(nn.Module):
         else:
             raise ValueError(f"modality {spec.name!r} of kind {spec.kind!r} has no time steps")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.embed(x)
 
 
@@ -52,16 +52,16 @@ class TemporalEncoder(nn.Module):
     ``h0`` (B, hidden) optionally sets the initial state; ``step_bias`` (B, step_dim) is added to
     every step (both used by conditioned fusion)."""
 
-    def __init__(self, spec: ModalitySpec, rnn: RNNFactory, embed_dim: int) -> None:
+    def __init__(self, spec: ModalitySpec, rnn: RNNFactory, embed_dim: int, steps: nn.Module | None = None) -> None:
         super().__init__()
-        self.steps = StepFeatures(spec, embed_dim)
+        self.steps = steps if steps is not None else StepFeatures(spec, embed_dim)
         self.rnn = rnn(input_dim=self.steps.out_dim)
         self.out_dim = self.rnn.out_dim
 
     def forward(
         self, mb: ModalityBatch, h0: torch.Tensor | None = None, step_bias: torch.Tensor | None = None
     ) -> torch.Tensor:
-        steps = self.steps(mb.x)
+        steps = self.steps(mb.x, mb.lengths)
         if step_bias is not None:
             steps = steps + step_bias.unsqueeze(1)
         pooled, _, _ = self.rnn(steps, mb.lengths, h0=h0)
@@ -69,7 +69,7 @@ class TemporalEncoder(nn.Module):
 
     def memory(self, mb: ModalityBatch) -> MemoryItems:
         """pooled (B, out_dim), per-step outputs (B, T, out_dim), valid steps (B, T)."""
-        pooled, outputs, mask = self.rnn(self.steps(mb.x), mb.lengths)
+        pooled, outputs, mask = self.rnn(self.steps(mb.x, mb.lengths), mb.lengths)
         return MemoryItems(pooled, outputs, mask, ("steps", outputs.shape[1]))
 
     @property
@@ -174,7 +174,7 @@ MODALITY_KEYS = {
     "image": ("channels", "kernel_sizes", "norm", "pool_last", "grid_pool", "project", "out_dim", "dropout"),
     "vector": ("hidden", "out_dim", "dropout"),
     "sequence": ("rnn",),
-    "tokens": ("embed_dim", "rnn", "vectors", "freeze_vectors"),
+    "tokens": ("embed_dim", "rnn", "vectors", "freeze_vectors", "pretrained", "pretrained_output", "train_layers"),
 }
 
 
@@ -247,6 +247,13 @@ class EncoderFactory:
 
     def __call__(self, spec: ModalitySpec) -> nn.Module:
         own = self.modalities.get(spec.name, {})
+        if own.get("pretrained"):
+            from fuselab.models.pretrained import PooledTextEncoder
+
+            steps = self.steps(spec)
+            if own.get("pretrained_output", "sequence") == "pooled":
+                return PooledTextEncoder(steps)
+            return TemporalEncoder(spec, self._rnn_for(spec), 0, steps=steps)
         if spec.is_temporal:
             return TemporalEncoder(spec, self._rnn_for(spec), int(own.get("embed_dim", self.embed_dim)))
         if spec.kind == "image":
@@ -265,5 +272,17 @@ class EncoderFactory:
             float(own.get("dropout", self.dropout)),
         )
 
-    def steps(self, spec: ModalitySpec) -> StepFeatures:
-        return StepFeatures(spec, int(self.modalities.get(spec.name, {}).get("embed_dim", self.embed_dim)))
+    def steps(self, spec: ModalitySpec) -> nn.Module:
+        """What one step of a temporal modality is before recurrence: an embedding or raw
+        features (:class:`StepFeatures`), or a pretrained transformer's outputs."""
+        own = self.modalities.get(spec.name, {})
+        if own.get("pretrained"):
+            from fuselab.models.pretrained import OUTPUTS, PretrainedSteps
+
+            if spec.kind != "tokens" or own.get("pretrained_output", "sequence") not in OUTPUTS:
+                raise ConfigError(
+                    f"model.encoders.modalities.{spec.name}: a pretrained encoder reads tokens (a text column with "
+                    f"the model's tokenizer) and pretrained_output is one of {list(OUTPUTS)}"
+                )
+            return PretrainedSteps(spec.name, str(own["pretrained"]), int(own.get("train_layers", 0)))
+        return StepFeatures(spec, int(own.get("embed_dim", self.embed_dim)))

@@ -90,7 +90,7 @@ class CrossModalFusion(nn.Module):
     def _sequence(self, m: str, mb) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, dim) steps with positions and the (B, T) valid-step mask of modality m."""
         if m in self.temporal:
-            steps = self.project[m](self.inputs[m](mb.x).float())
+            steps = self.project[m](self.inputs[m](mb.x, mb.lengths).float())
             total = steps.shape[1]
             mask = torch.arange(total, device=steps.device).unsqueeze(0) < mb.lengths.to(steps.device).unsqueeze(1)
         else:

@@ -59,7 +59,7 @@ class EarlyFusion(nn.Module):
         parts = []
         for m in self.temporal:
             mb = inputs[m]
-            f = self.steps[m](mb.x)
+            f = self.steps[m](mb.x, mb.lengths)
             if mb.x.shape[1] != total or not torch.equal(mb.lengths, lengths):
                 if self.align == "none":
                     raise ConfigError(

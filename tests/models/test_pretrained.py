@@ -1,0 +1,106 @@
+"""The pretrained text encoder (packaged all-MiniLM-L6-v2, loaded offline): frozen or partly
+fine-tuned, as steps for the RNN or as a pooled vector, and trained end to end through data=hf."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+pytest.importorskip("all_minilm_l6_v2")
+
+from conftest import FAST, compose_train  # noqa: E402
+from fixtures_data import write_reviews  # noqa: E402
+
+from fuselab.data.specs import ModalityBatch, ModalitySpec  # noqa: E402
+from fuselab.data.text import load_tokenizer  # noqa: E402
+from fuselab.errors import ConfigError  # noqa: E402
+from fuselab.models.encoders import EncoderFactory, TemporalEncoder  # noqa: E402
+from fuselab.models.pretrained import PooledTextEncoder, PretrainedSteps  # noqa: E402
+from fuselab.models.recurrent import RecurrentEncoder  # noqa: E402
+from fuselab.runs.job import train_job  # noqa: E402
+
+SENTENCES = ["a quiet film with a loud ending", "good", "the plot was long and the music short"]
+
+
+def batch(tok) -> ModalityBatch:
+    ids = [tok.encode(s).ids for s in SENTENCES]
+    x = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
+    for i, row in enumerate(ids):
+        x[i, : len(row)] = torch.tensor(row)
+    return ModalityBatch(x, torch.tensor([len(r) for r in ids]), torch.ones(len(ids), dtype=torch.bool))
+
+
+def test_minilm_loads_offline_and_frozen_outputs_repeat_across_loads():
+    tok = load_tokenizer("minilm")
+    mb = batch(tok)
+    assert tok.encode("good").tokens == ["[CLS]", "good", "[SEP]"]
+    first, second = PretrainedSteps("text", "minilm"), PretrainedSteps("text", "minilm")
+    first.train(), second.train()  # frozen: dropout stays off even in train mode
+    a, b = first(mb.x, mb.lengths), second(mb.x, mb.lengths)
+    assert a.shape == (3, mb.x.shape[1], 384) and torch.equal(a, b)
+    assert not any(p.requires_grad for p in first.parameters()) and not a.requires_grad
+    # padding never changes a sample's outputs: the short sentence alone gives the same
+    alone = first(mb.x[1:2, : int(mb.lengths[1])], mb.lengths[1:2])
+    torch.testing.assert_close(alone[0], a[1, : int(mb.lengths[1])], atol=1e-5, rtol=1e-5)
+
+
+def test_pooled_vector_matches_sentence_transformers_embedding():
+    from sentence_transformers import SentenceTransformer
+
+    from fuselab.models.pretrained import resolve_model_dir
+
+    tok = load_tokenizer("minilm")
+    pooled = PooledTextEncoder(PretrainedSteps("text", "minilm"))(batch(tok))
+    reference = SentenceTransformer(str(resolve_model_dir("minilm")), device="cpu").encode(
+        SENTENCES, convert_to_tensor=True
+    )
+    torch.testing.assert_close(torch.nn.functional.normalize(pooled, dim=-1), reference.cpu(), atol=1e-4, rtol=1e-4)
+
+
+def test_train_layers_choose_what_fine_tunes():
+    top2 = PretrainedSteps("text", "minilm", train_layers=2)
+    trainable = {n.split(".")[3] for n, p in top2.named_parameters() if p.requires_grad and ".layer." in n}
+    assert trainable == {"4", "5"} and not top2.model.embeddings.word_embeddings.weight.requires_grad
+    every = PretrainedSteps("text", "minilm", train_layers=-1)
+    assert all(p.requires_grad for p in every.parameters()) and not every.frozen
+
+
+def test_factory_builds_sequence_and_pooled_encoders_and_refuses_other_kinds():
+    spec = ModalitySpec("text", "tokens", (None,), vocab_size=30522)
+    rnn = lambda **kw: RecurrentEncoder(cell="gru", hidden_size=8, **kw)  # noqa: E731
+    seq = EncoderFactory(rnn, modalities={"text": {"pretrained": "minilm"}})(spec)
+    assert isinstance(seq, TemporalEncoder) and isinstance(seq.steps, PretrainedSteps) and seq.out_dim == 8
+    pooled = EncoderFactory(rnn, modalities={"text": {"pretrained": "minilm", "pretrained_output": "pooled"}})(spec)
+    assert isinstance(pooled, PooledTextEncoder) and pooled.out_dim == 384
+    with pytest.raises(ConfigError, match="a pretrained encoder reads tokens"):
+        EncoderFactory(rnn, modalities={"a": {"pretrained": "minilm"}}).steps(ModalitySpec("a", "sequence", (None, 3)))
+    with pytest.raises(ConfigError, match="no config.json there; give a local model folder"):
+        PretrainedSteps("text", "/nonexistent/model")
+
+
+@pytest.mark.slow
+def test_frozen_minilm_feeds_a_gru_through_data_hf(tmp_path: Path):
+    root = write_reviews(tmp_path / "reviews", n=32)
+    columns = "{review: {column: review, kind: text, tokenizer: minilm}, stats: {column: stats, kind: vector}}"
+    cfg = compose_train(
+        [
+            "data=hf",
+            f"data.source={root}",
+            f"data.columns={columns}",
+            "data.batch_size=16",
+            *FAST,
+            "model.encoders.modalities={review: {pretrained: minilm}}",
+        ],
+        output_dir=tmp_path / "run",
+    )
+    summary = train_job(cfg)
+    assert summary["status"] == "completed"
+    state = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
+    fresh = PretrainedSteps("review", "minilm").model.state_dict()
+    key = next(k for k in state if k.endswith("review.steps.model.encoder.layer.5.output.dense.weight"))
+    assert torch.equal(state[key], fresh["encoder.layer.5.output.dense.weight"])  # frozen: as loaded
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
