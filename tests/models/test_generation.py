@@ -253,3 +253,16 @@ def test_scheduled_sampling_feeds_the_models_own_tokens():
     fed = t.clone()
     fed[:, 1] = torch.where(t[:, 1] != PAD_ID, forced[:, 0].argmax(-1), t[:, 1])
     assert torch.allclose(own[:, 1], m(batch(), target=fed, sampling=0.0)["logits"][:, 1], atol=1e-6)
+
+
+def test_fused_initial_state_sets_both_the_lstm_hidden_and_cell_state():
+    fused = torch.randn(3, 5)
+    lstm = RecurrentDecoder(7, ["a"], 4, 5, cell="lstm", hidden_size=6, num_layers=2, attention="none")
+    h, c = lstm.start(fused)
+    assert h.shape == c.shape == (3, 2, 6)
+    torch.testing.assert_close(c[:, 0], torch.tanh(lstm.to_c0(fused)))
+    torch.testing.assert_close(h[:, 1], torch.tanh(lstm.to_h0(fused)))
+    _, c_zero = RecurrentDecoder(7, ["a"], 4, 5, cell="lstm", hidden_size=6, init="zero").start(fused)
+    assert not c_zero.any()
+    gru = RecurrentDecoder(7, ["a"], 4, 5, cell="gru", hidden_size=6, attention="none")
+    assert gru.to_c0 is None and gru.start(fused)[1].shape == (3, 0)

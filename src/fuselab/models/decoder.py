@@ -5,7 +5,7 @@ At step t the decoder attends with its previous top-layer state (Bahdanau's orde
 embedding of the previous token together with that context to a stack of RNN/LSTM/GRU cells,
 and predicts the next token from the new top state and the context. Its initial state is the
 fused representation of the inputs (``tanh(W z)`` in every layer, the injection conditioned
-fusion uses) or zeros. On CPU the cells run in fp32 even under autocast (as the recurrent
+fusion uses; an LSTM's cell state ``tanh(W_c z)`` too) or zeros. On CPU the cells run in fp32 even under autocast (as the recurrent
 encoder does), so every precision the trainer accepts works.
 """
 
@@ -71,6 +71,9 @@ class RecurrentDecoder(nn.Module):
         sizes = [embed_dim + context_dim] + [hidden_size] * (num_layers - 1)
         self.cells = nn.ModuleList([CELLS[cell](d, hidden_size) for d in sizes])
         self.to_h0 = nn.Linear(init_dim, hidden_size) if init == "fused" else None
+        # an LSTM's memory cell gets its own projection of the fused vector (Xu et al., 2015): with
+        # c0 = 0 the fused vector reaches the LSTM only through its gates at the first step
+        self.to_c0 = nn.Linear(init_dim, hidden_size) if init == "fused" and cell == "lstm" else None
         self.out = nn.Linear(hidden_size + context_dim, vocab_size)
 
     # ---- state ------------------------------------------------------------------------------
@@ -85,7 +88,10 @@ class RecurrentDecoder(nn.Module):
             h = torch.tanh(self.to_h0(fused)).unsqueeze(1).expand(b, self.num_layers, self.hidden_size)
         else:
             h = fused.new_zeros(b, self.num_layers, self.hidden_size)
-        c = torch.zeros_like(h) if self.cell_kind == "lstm" else h.new_zeros(b, 0)
+        if self.to_c0 is not None:
+            c = torch.tanh(self.to_c0(fused)).unsqueeze(1).expand(b, self.num_layers, self.hidden_size).contiguous()
+        else:
+            c = torch.zeros_like(h) if self.cell_kind == "lstm" else h.new_zeros(b, 0)
         return (h.contiguous(), c)
 
     # ---- one step ----------------------------------------------------------------------------
