@@ -219,13 +219,11 @@ class CaptionsDataModule(PairedDataModule):
 
 def load_image(path: Path, size: int) -> np.ndarray:
     """(3, size, size) float32 in [0, 1]; a clear error naming a missing or unreadable file."""
-    from PIL import Image, UnidentifiedImageError
+    from fuselab.data.images import image_of
 
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB").resize((size, size), Image.BILINEAR)
-            return np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
-    except FileNotFoundError as exc:
-        raise ConfigError(f"captions: the image {path} listed in the captions file does not exist") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ConfigError(f"captions: the image {path} cannot be read (corrupt or not an image): {exc}") from exc
+        return image_of(path, path.parent, {"size": size, "channels": 3})
+    except ConfigError as exc:
+        raise ConfigError(
+            f"captions: {exc}{' (listed in the captions file)' if 'does not exist' in str(exc) else ''}"
+        ) from exc

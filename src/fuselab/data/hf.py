@@ -26,12 +26,15 @@ import numpy as np
 from fuselab.data import audio_features as audiolib
 from fuselab.data import text as textlib
 from fuselab.data.datamodule import PairedDataModule, PreparedData
+from fuselab.data.images import IMAGE_SETTINGS, image_of, image_shape
 from fuselab.data.specs import MODALITY_KINDS, TARGET_KINDS, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
 COLUMN_KINDS = (*MODALITY_KINDS, "text", "audio")
 TEXT_KEYS = ("column", "kind", "tokenizer", "min_count", "max_vocab", "lowercase")
 AUDIO_KEYS = ("column", "kind", *audiolib.AUDIO_SETTINGS)
+IMAGE_KEYS = ("column", "kind", *IMAGE_SETTINGS)
+FILE_KINDS = ("audio", "image")  # read from files: a bad one may be skipped (data.bad_rows=skip)
 
 VAL_NAMES = ("validation", "val", "valid", "dev")
 log = logging.getLogger(__name__)
@@ -66,6 +69,13 @@ def _load(source: str, name: str | None) -> datasets.DatasetDict:
         raise ConfigError(
             f"data.source={source}: cannot load it ({exc}). Give a local folder or a dataset available offline"
         ) from exc
+
+
+def _placeholder(kind: str, shape: tuple[int | None, ...]) -> np.ndarray:
+    """A value of the right type and rank for a row that is dropped after conversion."""
+    if kind in ("text", "tokens"):
+        return np.zeros(1, dtype=np.int64)
+    return np.zeros(tuple(1 if d is None else d for d in shape), dtype=np.float32)
 
 
 def _convert(value: Any, kind: str) -> np.ndarray:
@@ -111,6 +121,11 @@ class HFDataModule(PairedDataModule):
                 raise ConfigError(
                     f"data.columns.{m}: {sorted(set(c) - set(AUDIO_KEYS))} do not apply to audio;"
                     f" it takes {list(AUDIO_KEYS)}"
+                )
+            if c["kind"] == "image" and set(c) - set(IMAGE_KEYS):
+                raise ConfigError(
+                    f"data.columns.{m}: {sorted(set(c) - set(IMAGE_KEYS))} do not apply to image;"
+                    f" it takes {list(IMAGE_KEYS)}"
                 )
             if c["kind"] == "tokens" and not c.get("vocab_size"):
                 raise ConfigError(f"data.columns.{m}: tokens need vocab_size")
@@ -217,6 +232,9 @@ class HFDataModule(PairedDataModule):
             if c["kind"] in ("text", "audio"):
                 shapes[m] = (None,) if c["kind"] == "text" else (None, audiolib.feature_dim(c))
                 continue
+            if c["kind"] == "image" and image_shape(c) is not None:
+                shapes[m] = image_shape(c)  # type: ignore[assignment]
+                continue
             arr = _convert(first[c["column"]], c["kind"])
             shapes[m] = (
                 (None,) if c["kind"] == "tokens" else ((None, arr.shape[-1]) if c["kind"] == "sequence" else arr.shape)
@@ -229,13 +247,15 @@ class HFDataModule(PairedDataModule):
         base = Path(self.source).expanduser()
         base = base if base.is_dir() else base.parent
         rates: dict[str, int] = {}
-        has_audio = any(c["kind"] == "audio" for c in self.columns.values())
+        has_audio = any(c["kind"] in FILE_KINDS for c in self.columns.values())
 
         def convert(m: str, value: Any) -> np.ndarray:
             if m in tokenizers:
                 return textlib.encode(tokenizers[m], value)
             if self.columns[m]["kind"] == "audio":
                 return audiolib.features_of(value, base, self.columns[m], rates)
+            if self.columns[m]["kind"] == "image" and not isinstance(value, (list, np.ndarray)):
+                return image_of(value, base, self.columns[m])
             return _convert(value, self.columns[m]["kind"])
 
         def row(r: dict[str, Any], i: int, split: str) -> dict[str, Any]:
@@ -244,13 +264,13 @@ class HFDataModule(PairedDataModule):
                 try:
                     converted[m] = convert(m, r[c["column"]])
                 except ConfigError as exc:
-                    if self.bad_rows == "refuse" or c["kind"] != "audio":
+                    if self.bad_rows == "refuse" or c["kind"] not in FILE_KINDS:
                         raise ConfigError(
                             f"data.columns.{m}: row {i} of the {split} split: {exc}. Fix it, or set data.bad_rows=skip "
                             "to drop such rows (they are counted)"
                         ) from exc
                     return {
-                        **{k: np.zeros((1, *shapes[k][1:]), np.float32) for k in self.columns},
+                        **{k: _placeholder(self.columns[k]["kind"], shapes[k]) for k in self.columns},
                         "label": r[self.source_target_column],
                         "_bad": str(exc),
                     }
@@ -272,7 +292,7 @@ class HFDataModule(PairedDataModule):
                 bad = [i for i, b in enumerate(out[split]["_bad"]) if b]
                 if bad:
                     log.warning(
-                        "data: %d rows of the %s split dropped (unreadable audio; data.bad_rows=skip), first: %s",
+                        "data: %d rows of the %s split dropped (unreadable file; data.bad_rows=skip), first: %s",
                         len(bad),
                         split,
                         out[split][bad[0]]["_bad"],

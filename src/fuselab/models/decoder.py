@@ -5,8 +5,9 @@ At step t the decoder attends with its previous top-layer state (Bahdanau's orde
 embedding of the previous token together with that context to a stack of RNN/LSTM/GRU cells,
 and predicts the next token from the new top state and the context. Its initial state is the
 fused representation of the inputs (``tanh(W z)`` in every layer, the injection conditioned
-fusion uses; an LSTM's cell state ``tanh(W_c z)`` too) or zeros. On CPU the cells run in fp32 even under autocast (as the recurrent
-encoder does), so every precision the trainer accepts works.
+fusion uses; an LSTM's cell state ``tanh(W_c z)`` too) or zeros. On CPU the cells run in fp32
+even under autocast (as the recurrent encoder does), so every precision the trainer accepts
+works.
 """
 
 from __future__ import annotations
