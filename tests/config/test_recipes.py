@@ -26,6 +26,8 @@ CLAIMS = {
     },
     "recipe_three_modality_late": {"fusion": "LateFusion", "cell": "lstm", "optimizer": "AdamW", "modalities": None},
     "recipe_attention_sgd": {"fusion": "FeatureFusion", "cell": "gru", "optimizer": "SGD", "modalities": None},
+    # trained in tests/data/test_video.py (it needs the shared MNIST and FSDD files)
+    "recipe_cnn_lstm": {"fusion": "EarlyFusion", "cell": "lstm", "optimizer": "Adam", "modalities": None},
 }
 
 

@@ -93,3 +93,31 @@ def test_avmnist_lenet_preset_builds_multibench_encoders_and_trains(tmp_path: Pa
     audio_convs = [v for k, v in model.items() if ".encoders.audio." in k and v.ndim == 4]
     assert sum(v.numel() for k, v in image.items() if "running" not in k) == LENET_IMAGE_PARAMS
     assert [v.shape[0] for v in audio_convs] == [6, 12, 24, 48, 96, 192]
+
+
+# ---- video: a shared per-frame CNN, then the recurrent encoder ----------------------------------
+def video_batch(lengths: list[int], frame=(1, 12, 12), seed: int = 0) -> ModalityBatch:
+    g = torch.Generator().manual_seed(seed)
+    t = max(lengths)
+    x = torch.zeros(len(lengths), t, frame[0] * frame[1] * frame[2])
+    for i, n in enumerate(lengths):
+        x[i, :n] = torch.rand(n, x.shape[-1], generator=g)
+    return ModalityBatch(x, torch.tensor(lengths), torch.ones(len(lengths), dtype=torch.bool))
+
+
+def test_video_encoder_shapes_and_padding_invariance_over_time():
+    spec = ModalitySpec("clip", "video", (None, 1, 12, 12))
+    f = EncoderFactory(RNN, static_dim=10, modalities={"clip": {"channels": [4, 8], "rnn": {"hidden_size": 6}}})
+    enc = f(spec).eval()
+    mb = video_batch([5, 3, 1])
+    assert enc.steps(mb.x, mb.lengths).shape == (3, 5, 10) and enc(mb).shape == (3, 6)
+    assert not enc.steps(mb.x, mb.lengths)[1, 3:].any()  # padded frames are never encoded
+    # a clip alone, unpadded, encodes exactly as inside a padded batch
+    alone = ModalityBatch(mb.x[1:2, :3], mb.lengths[1:2], mb.present[1:2])
+    torch.testing.assert_close(enc(alone)[0], enc(mb)[1], atol=1e-6, rtol=1e-6)
+    longer = ModalityBatch(torch.cat([mb.x, torch.rand(3, 4, 144)], 1), mb.lengths, mb.present)
+    torch.testing.assert_close(enc(longer), enc(mb), atol=1e-6, rtol=1e-6)  # garbage after the end is ignored
+    mem = enc.memory(mb)
+    assert mem.items.shape == (3, 5, 6) and mem.mask.tolist()[2] == [True, False, False, False, False]
+    with pytest.raises(ConfigError, match=r"\['embed_dim'\] do not apply to a video modality"):
+        EncoderFactory(RNN, modalities={"clip": {"embed_dim": 3}}).check({"clip": spec})

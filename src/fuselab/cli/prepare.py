@@ -2,6 +2,7 @@
 
 fuselab-prepare avmnist --mnist DIR --fsdd DIR --out DIR [--seed 0] [--train-limit N]
 fuselab-prepare connected_digits --mnist DIR --fsdd DIR [--split official|speakers] [data.* settings]
+fuselab-prepare moving_digits --mnist DIR --fsdd DIR [data.* settings]
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     cd.add_argument("--split", default="official", help="official (FSDD takes) or speakers (held-out speakers)")
     cd.add_argument("--cache-dir", help="the dataset cache (default: FUSELAB_CACHE_DIR or ~/.cache/fuselab)")
     cd.add_argument("settings", nargs="*", help="other data settings as key=value, e.g. train_size=5000 seed=1")
+    md = sub.add_parser("moving_digits", help="moving MNIST digits with FSDD speech (video + audio), into the cache")
+    md.add_argument("--mnist", required=True, help="folder with the MNIST idx(.gz) files")
+    md.add_argument("--fsdd", required=True, help="the Free Spoken Digit Dataset folder (with recordings/)")
+    md.add_argument("--cache-dir", help="the dataset cache (default: FUSELAB_CACHE_DIR or ~/.cache/fuselab)")
+    md.add_argument("settings", nargs="*", help="other data settings as key=value, e.g. train_size=5000 seed=1")
     args = parser.parse_args(argv)
-    if args.dataset == "connected_digits":
-        return _connected_digits(args)
+    if args.dataset in ("connected_digits", "moving_digits"):
+        return _cached_dataset(args)
     from fuselab.data.avmnist_build import build_avmnist
 
     try:
@@ -57,11 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _connected_digits(args: argparse.Namespace) -> int:
+def _cached_dataset(args: argparse.Namespace) -> int:
+    """Build connected_digits or moving_digits into the dataset cache."""
     import yaml
 
-    from fuselab.data.connected_digits import ConnectedDigitsDataModule
-
+    if args.dataset == "connected_digits":
+        from fuselab.data.connected_digits import ConnectedDigitsDataModule as Module
+    else:
+        from fuselab.data.moving_digits import MovingDigitsDataModule as Module
+    split = {"split": args.split} if args.dataset == "connected_digits" else {}
     try:
         settings = {}
         for item in args.settings:
@@ -69,19 +79,19 @@ def _connected_digits(args: argparse.Namespace) -> int:
             if not sep:
                 raise ConfigError(f"{item!r} is not key=value (e.g. train_size=5000)")
             settings[key.removeprefix("data.")] = yaml.safe_load(value)
-        dm = ConnectedDigitsDataModule(args.mnist, args.fsdd, split=args.split, cache_dir=args.cache_dir, **settings)
+        dm = Module(args.mnist, args.fsdd, cache_dir=args.cache_dir, **split, **settings)
         dm.prepare_data()
     except (ConfigError, TypeError) as exc:
         print_error("fuselab-prepare", exc if isinstance(exc, ConfigError) else ConfigError(str(exc)))
         return 2
     marker = dm.prepared_marker()
     sizes = {s: marker.get(f"{s}_size") for s in ("train", "val", "test")}
-    console.print(f"connected digits ready in the cache: {dm.prepared_dir()} {sizes}", soft_wrap=True)
-    extra = "".join(f" data.{k}={v}" for k, v in settings.items())
+    console.print(f"{args.dataset} ready in the cache: {dm.prepared_dir()} {sizes}", soft_wrap=True)
+    extra = "".join(f" data.{k}={v}" for k, v in {**split, **settings}.items())
     cache = f" paths.cache_dir={args.cache_dir}" if args.cache_dir else ""
     console.print(
-        f"train with:  fuselab-train data=connected_digits data.mnist_dir={args.mnist} data.fsdd_dir={args.fsdd} "
-        f"data.split={args.split}{extra}{cache}",
+        f"train with:  fuselab-train data={args.dataset} data.mnist_dir={args.mnist} data.fsdd_dir={args.fsdd}"
+        f"{extra}{cache}",
         soft_wrap=True,
     )
     return 0

@@ -86,12 +86,12 @@ def arrow_columns(
         arr = _storage(table.column(name).combine_chunks())
         spec = specs.get(name)
         kind = spec.kind if spec else None
-        if kind in ("sequence", "tokens"):
+        if kind in ("sequence", "tokens", "video"):
             offsets = arr.offsets.to_numpy()
             flat = _flat(arr)
             steps = offsets - offsets[0]
             per_step = flat.size // max(int(steps[-1]), 1) if steps[-1] else 1
-            flat = flat.reshape(-1, per_step) if kind == "sequence" else flat
+            flat = flat.reshape(-1, per_step) if kind != "tokens" else flat
             out[name] = np.split(flat, steps[1:-1])
         elif spec is None and pa.types.is_list(arr.type) and not pa.types.is_primitive(arr.type.value_type):
             out[name] = arr.to_pylist()  # e.g. the reference texts of a generation sample

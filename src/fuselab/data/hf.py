@@ -7,7 +7,9 @@ columns mapped to modalities::
 ``kind``: sequence (list of float lists), tokens (list of ints; ``vocab_size``), image (C,H,W
 array or a PIL image, scaled to [0, 1]), vector (list of floats), or ``text`` (strings, turned
 into tokens by a word-level tokenizer fitted on the train split only: ``min_count``,
-``max_vocab``, ``lowercase``; or by ``tokenizer: <tokenizer.json>``). A text that is empty, not a
+``max_vocab``, ``lowercase``; or by ``tokenizer: <tokenizer.json>``), ``audio`` (wav paths or
+arrays -> log-mel/MFCC frames), images from files (``size``, ``channels``, ``mean``, ``std``) and
+``video`` (frame folders, .npy files or arrays; ``size`` required). A text that is empty, not a
 string or has no token is refused with its split, row and column, or dropped and counted with
 ``data.bad_rows=skip``. Splits named ``train``,
 ``validation``/``val`` and ``test`` are used; a missing validation split is carved from train
@@ -26,7 +28,7 @@ import numpy as np
 from fuselab.data import audio_features as audiolib
 from fuselab.data import text as textlib
 from fuselab.data.datamodule import PairedDataModule, PreparedData
-from fuselab.data.images import IMAGE_SETTINGS, image_of, image_shape
+from fuselab.data.images import IMAGE_SETTINGS, image_of, image_shape, video_of
 from fuselab.data.specs import MODALITY_KINDS, TARGET_KINDS, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
@@ -34,7 +36,7 @@ COLUMN_KINDS = (*MODALITY_KINDS, "text", "audio")
 TEXT_KEYS = ("column", "kind", "tokenizer", "min_count", "max_vocab", "lowercase")
 AUDIO_KEYS = ("column", "kind", *audiolib.AUDIO_SETTINGS)
 IMAGE_KEYS = ("column", "kind", *IMAGE_SETTINGS)
-FILE_KINDS = ("audio", "image")  # read from files: a bad one may be skipped (data.bad_rows=skip)
+FILE_KINDS = ("audio", "image", "video")  # read from files: a bad one may be skipped (data.bad_rows=skip)
 
 VAL_NAMES = ("validation", "val", "valid", "dev")
 log = logging.getLogger(__name__)
@@ -75,6 +77,8 @@ def _placeholder(kind: str, shape: tuple[int | None, ...]) -> np.ndarray:
     """A value of the right type and rank for a row that is dropped after conversion."""
     if kind in ("text", "tokens"):
         return np.zeros(1, dtype=np.int64)
+    if kind == "video":
+        return np.zeros((1, int(np.prod(shape[1:]))), dtype=np.float32)
     return np.zeros(tuple(1 if d is None else d for d in shape), dtype=np.float32)
 
 
@@ -122,9 +126,11 @@ class HFDataModule(PairedDataModule):
                     f"data.columns.{m}: {sorted(set(c) - set(AUDIO_KEYS))} do not apply to audio;"
                     f" it takes {list(AUDIO_KEYS)}"
                 )
-            if c["kind"] == "image" and set(c) - set(IMAGE_KEYS):
+            if c["kind"] == "video" and image_shape(c) is None:
+                raise ConfigError(f"data.columns.{m}: a video column needs size (every frame is resized to it)")
+            if c["kind"] in ("image", "video") and set(c) - set(IMAGE_KEYS):
                 raise ConfigError(
-                    f"data.columns.{m}: {sorted(set(c) - set(IMAGE_KEYS))} do not apply to image;"
+                    f"data.columns.{m}: {sorted(set(c) - set(IMAGE_KEYS))} do not apply to {c['kind']};"
                     f" it takes {list(IMAGE_KEYS)}"
                 )
             if c["kind"] == "tokens" and not c.get("vocab_size"):
@@ -235,6 +241,9 @@ class HFDataModule(PairedDataModule):
             if c["kind"] == "image" and image_shape(c) is not None:
                 shapes[m] = image_shape(c)  # type: ignore[assignment]
                 continue
+            if c["kind"] == "video":
+                shapes[m] = (None, *image_shape(c))  # type: ignore[misc]
+                continue
             arr = _convert(first[c["column"]], c["kind"])
             shapes[m] = (
                 (None,) if c["kind"] == "tokens" else ((None, arr.shape[-1]) if c["kind"] == "sequence" else arr.shape)
@@ -254,6 +263,8 @@ class HFDataModule(PairedDataModule):
                 return textlib.encode(tokenizers[m], value)
             if self.columns[m]["kind"] == "audio":
                 return audiolib.features_of(value, base, self.columns[m], rates)
+            if self.columns[m]["kind"] == "video":
+                return video_of(value, base, self.columns[m])
             if self.columns[m]["kind"] == "image" and not isinstance(value, (list, np.ndarray)):
                 return image_of(value, base, self.columns[m])
             return _convert(value, self.columns[m]["kind"])

@@ -77,3 +77,39 @@ def image_of(value: Any, base: Path, settings: dict[str, Any]) -> np.ndarray:
             )
         arr = (arr - mean) / std
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def video_of(value: Any, base: Path, settings: dict[str, Any]) -> np.ndarray:
+    """A clip as (T, C*H*W) float32 frames (each as :func:`image_of` makes it): from a folder of
+    frame images (in name order), a ``.npy`` file, or an array (T, H, W) or (T, C, H, W) with
+    values in [0, 255] (uint8) or [0, 1]. A clip without frames is refused."""
+    if isinstance(value, (str, Path)):
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else base / path
+        if path.is_dir():
+            frames = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+            if not frames:
+                raise ConfigError(f"the video folder {path} holds no frame images ({', '.join(FRAME_SUFFIXES)})")
+            return np.stack([image_of(f, base, settings).reshape(-1) for f in frames])
+        if path.suffix == ".npy" and path.is_file():
+            try:
+                value = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"the video {path} cannot be read as a .npy array: {exc}") from exc
+        else:
+            raise ConfigError(f"the video {path} is neither a folder of frames nor a .npy file")
+    arr = np.asarray(value)
+    if arr.ndim not in (3, 4) or len(arr) == 0:
+        raise ConfigError(f"a video needs frames (T, H, W) or (T, C, H, W) with T >= 1, got shape {arr.shape}")
+    from PIL import Image
+
+    scale = 1.0 if arr.dtype.kind == "f" and float(np.nanmax(arr)) <= 1.0 else 255.0
+    frames = []
+    for frame in arr:
+        grey = frame if frame.ndim == 2 else (frame[0] if frame.shape[0] == 1 else frame.transpose(1, 2, 0))
+        img = Image.fromarray(np.clip(np.asarray(grey, dtype=np.float32) * (255.0 / scale), 0, 255).astype(np.uint8))
+        frames.append(image_of(img, base, settings).reshape(-1))
+    return np.stack(frames)

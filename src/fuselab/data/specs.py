@@ -23,12 +23,12 @@ from typing import Any, NamedTuple
 
 import torch
 
-MODALITY_KINDS = ("sequence", "tokens", "image", "vector")
+MODALITY_KINDS = ("sequence", "tokens", "image", "vector", "video")
 TARGET_KINDS = ("multiclass", "multilabel", "regression", "generation")
 # the first ids of every generation vocabulary
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
-TEMPORAL_KINDS = ("sequence", "tokens")
+TEMPORAL_KINDS = ("sequence", "tokens", "video")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class ModalitySpec:
       tokens:   (T,) int, T may be None; ``vocab_size`` is required
       image:    (C, H, W) float
       vector:   (D,) float
+      video:    (T, C, H, W) float, T may be None; stored and batched as (T, C*H*W) frames
     """
 
     name: str
@@ -52,7 +53,7 @@ class ModalitySpec:
     def __post_init__(self) -> None:
         if self.kind not in MODALITY_KINDS:
             raise ValueError(f"modality {self.name!r}: kind {self.kind!r} is not one of {MODALITY_KINDS}")
-        expected = {"sequence": 2, "tokens": 1, "image": 3, "vector": 1}[self.kind]
+        expected = {"sequence": 2, "tokens": 1, "image": 3, "vector": 1, "video": 4}[self.kind]
         if len(self.shape) != expected:
             raise ValueError(
                 f"modality {self.name!r} of kind {self.kind!r} needs a shape of {expected} dims, got {self.shape}"

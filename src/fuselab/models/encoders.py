@@ -28,23 +28,43 @@ class MemoryItems(NamedTuple):
 
 class StepFeatures(nn.Module):
     """What one time step of a temporal modality looks like before recurrence:
-    the raw features of a ``sequence``, or the embedding of a ``tokens`` id. (B, T) or (B, T, D)
-    -> (B, T, out_dim)."""
+    the raw features of a ``sequence``, the embedding of a ``tokens`` id, or a ``video`` frame
+    encoded by a CNN shared by all frames (only valid frames are encoded; padding stays zero).
+    (B, T), (B, T, D) or (B, T, C*H*W) -> (B, T, out_dim)."""
 
-    def __init__(self, spec: ModalitySpec, embed_dim: int) -> None:
+    def __init__(self, spec: ModalitySpec, embed_dim: int, frame_encoder: nn.Module | None = None) -> None:
         super().__init__()
-        self.modality = spec.name
+        self.modality, self.kind = spec.name, spec.kind
         if spec.kind == "tokens":
             self.embed: nn.Module = nn.Embedding(int(spec.vocab_size), embed_dim)  # type: ignore[arg-type]
             self.out_dim = embed_dim
         elif spec.kind == "sequence":
             self.embed = nn.Identity()
             self.out_dim = int(spec.shape[-1])  # type: ignore[arg-type]
+        elif spec.kind == "video":
+            if frame_encoder is None:
+                raise ValueError(f"video modality {spec.name!r} needs a frame encoder")
+            self.embed = frame_encoder
+            self.out_dim = int(frame_encoder.out_dim)
+            self.frame_shape = tuple(int(d) for d in spec.shape[1:])  # type: ignore[arg-type]
         else:
             raise ValueError(f"modality {spec.name!r} of kind {spec.kind!r} has no time steps")
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.embed(x)
+        if self.kind != "video":
+            return self.embed(x)
+        # (B, T, C*H*W) frames -> the shared CNN on the valid frames only -> (B, T, out_dim)
+        b, t = x.shape[:2]
+        valid = (
+            torch.ones(b, t, dtype=torch.bool, device=x.device)
+            if lengths is None
+            else torch.arange(t, device=x.device)[None, :] < lengths.to(x.device)[:, None]
+        )
+        frames = x[valid].reshape(-1, *self.frame_shape)
+        encoded = self.embed(ModalityBatch(frames, None, valid.new_ones(len(frames))))
+        out = encoded.new_zeros(b, t, encoded.shape[-1])
+        out[valid] = encoded
+        return out
 
 
 class TemporalEncoder(nn.Module):
@@ -175,6 +195,8 @@ MODALITY_KEYS = {
     "vector": ("hidden", "out_dim", "dropout"),
     "sequence": ("rnn",),
     "tokens": ("embed_dim", "rnn", "vectors", "freeze_vectors", "pretrained", "pretrained_output", "train_layers"),
+    # a video's frames go through an image encoder (these keys), then its own recurrent encoder
+    "video": ("channels", "kernel_sizes", "norm", "pool_last", "grid_pool", "project", "out_dim", "dropout", "rnn"),
 }
 
 
@@ -255,16 +277,9 @@ class EncoderFactory:
                 return PooledTextEncoder(steps)
             return TemporalEncoder(spec, self._rnn_for(spec), 0, steps=steps)
         if spec.is_temporal:
-            return TemporalEncoder(spec, self._rnn_for(spec), int(own.get("embed_dim", self.embed_dim)))
+            return TemporalEncoder(spec, self._rnn_for(spec), 0, steps=self.steps(spec))
         if spec.kind == "image":
-            settings = {k: v for k, v in own.items() if k not in ("out_dim", "channels", "dropout")}
-            return ImageEncoder(
-                spec,
-                int(own.get("out_dim", self.static_dim)),
-                own.get("channels", self.image_channels),
-                float(own.get("dropout", self.dropout)),
-                **settings,
-            )
+            return self._image_encoder(spec, own)
         return VectorEncoder(
             spec,
             int(own.get("out_dim", self.static_dim)),
@@ -285,4 +300,17 @@ class EncoderFactory:
                     f"the model's tokenizer) and pretrained_output is one of {list(OUTPUTS)}"
                 )
             return PretrainedSteps(spec.name, str(own["pretrained"]), int(own.get("train_layers", 0)))
+        if spec.kind == "video":
+            frame = ModalitySpec(spec.name, "image", tuple(spec.shape[1:]))
+            return StepFeatures(spec, 0, frame_encoder=self._image_encoder(frame, own))
         return StepFeatures(spec, int(own.get("embed_dim", self.embed_dim)))
+
+    def _image_encoder(self, spec: ModalitySpec, own: Mapping[str, Any]) -> ImageEncoder:
+        settings = {k: v for k, v in own.items() if k not in ("out_dim", "channels", "dropout", "rnn")}
+        return ImageEncoder(
+            spec,
+            int(own.get("out_dim", self.static_dim)),
+            own.get("channels", self.image_channels),
+            float(own.get("dropout", self.dropout)),
+            **settings,
+        )
