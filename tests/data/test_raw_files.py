@@ -10,37 +10,12 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
-import soundfile as sf
 from conftest import FAST, REPO, SHARED_DATA, compose_train
-from PIL import Image
+from fixtures_data import write_folder
 
 from fuselab.data.hf import HFDataModule
 from fuselab.errors import ConfigError
 from fuselab.runs.job import train_job
-
-
-def write_folder(root: Path, n: int = 16, corrupt: str | None = None) -> Path:
-    """Images of a bright square on the left or the right, tones low or high, sentences."""
-    rng = np.random.default_rng(0)
-    (root / "img").mkdir(parents=True)
-    (root / "wav").mkdir()
-    for split in ("train", "validation", "test"):
-        rows: dict[str, list] = {"photo": [], "speech": [], "caption": [], "label": []}
-        for i in range(n):
-            label = i % 2
-            img = rng.integers(0, 40, (20, 24), dtype=np.uint8)
-            img[5:15, (2 if label else 14) : (2 if label else 14) + 8] = 250
-            Image.fromarray(img).save(root / "img" / f"{split}{i}.png")
-            t = np.arange(2400) / 8000
-            sf.write(root / "wav" / f"{split}{i}.wav", 0.4 * np.sin(2 * np.pi * (300 if label else 1500) * t), 8000)
-            rows["photo"].append(f"img/{split}{i}.png")
-            rows["speech"].append(f"wav/{split}{i}.wav")
-            rows["caption"].append(["a left one", "the right side"][label] + " " + "xyz"[i % 3])
-            rows["label"].append(label)
-        datasets.Dataset.from_dict(rows).to_parquet(str(root / f"{split}.parquet"))
-    if corrupt:
-        (root / corrupt).write_bytes(b"\x89PNG broken")
-    return root
 
 
 def test_raw_files_preset_reads_images_audio_and_text_and_trains(tmp_path: Path):

@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("all_minilm_l6_v2")
 
 from conftest import FAST, compose_train  # noqa: E402
-from fixtures_data import write_reviews  # noqa: E402
+from fixtures_data import write_folder, write_reviews  # noqa: E402
 
 from fuselab.data.specs import ModalityBatch, ModalitySpec  # noqa: E402
 from fuselab.data.text import load_tokenizer  # noqa: E402
@@ -104,3 +104,92 @@ def test_frozen_minilm_feeds_a_gru_through_data_hf(tmp_path: Path):
     key = next(k for k in state if k.endswith("review.steps.model.encoder.layer.5.output.dense.weight"))
     assert torch.equal(state[key], fresh["encoder.layer.5.output.dense.weight"])  # frozen: as loaded
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
+
+
+# ---- image backbones (random weights, saved to a local folder as a user's model would be) --------
+def backbone_weights(folder: Path) -> dict:
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(str(folder), local_files_only=True).state_dict()
+
+
+def save_backbone(kind: str, root: Path) -> Path:
+    from transformers import CLIPVisionConfig, CLIPVisionModel, ResNetConfig, ResNetModel, ViTConfig, ViTModel
+
+    if kind == "resnet":
+        model = ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic"))
+    elif kind == "vit":
+        config = ViTConfig(
+            hidden_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=32,
+            image_size=32,
+            patch_size=8,
+        )
+        model = ViTModel(config, add_pooling_layer=False)
+    else:
+        config = CLIPVisionConfig(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        )
+        model = CLIPVisionModel(config)
+    model.save_pretrained(root / kind)
+    return root / kind
+
+
+@pytest.mark.parametrize("kind,grid,dim", [("resnet", (4, 4), 16), ("vit", (4, 4), 16), ("clip", (4, 4), 16)])
+def test_image_backbones_load_from_a_folder_with_their_grid(tmp_path: Path, kind: str, grid: tuple, dim: int):
+    from fuselab.models.pretrained import ImageBackbone
+
+    folder = save_backbone(kind, tmp_path)
+    spec = ModalitySpec("photo", "image", (3, 32, 32))
+    enc = EncoderFactory(lambda **kw: None, modalities={"photo": {"backbone": str(folder)}})(spec)
+    assert isinstance(enc, ImageBackbone) and enc.out_dim == dim
+    mb = ModalityBatch(torch.rand(2, 3, 32, 32), None, torch.ones(2, dtype=torch.bool))
+    enc.train()
+    first, second = enc(mb), ImageBackbone(spec, str(folder))(mb)
+    assert first.shape == (2, dim) and torch.allclose(first, second, atol=1e-5)  # frozen: eval mode, same weights
+    mem = enc.memory(mb)
+    assert mem.items.shape == (2, grid[0] * grid[1], dim) and mem.layout == ("grid", *grid)
+    assert not any(p.requires_grad for p in enc.parameters())
+    tuned = ImageBackbone(spec, str(folder), train_layers=1)
+    assert any(p.requires_grad for p in tuned.parameters()) and not all(p.requires_grad for p in tuned.parameters())
+
+
+def test_image_backbone_errors_name_the_setting(tmp_path: Path):
+    from fuselab.models.pretrained import ImageBackbone
+
+    folder = save_backbone("resnet", tmp_path)
+    with pytest.raises(ConfigError, match=r"backbone=.* reads 3-channel images; the 'photo' images have 1"):
+        ImageBackbone(ModalitySpec("photo", "image", (1, 32, 32)), str(folder))
+    with pytest.raises(ConfigError, match="no config.json there; give a local model folder"):
+        ImageBackbone(ModalitySpec("photo", "image", (3, 32, 32)), str(tmp_path / "missing"))
+
+
+def test_a_frozen_backbone_feeds_attention_in_a_run(tmp_path: Path):
+    folder = save_backbone("resnet", tmp_path)
+    root = write_folder(tmp_path / "raw")
+    columns = "{image: {column: photo, kind: image, size: 32, channels: 3}, audio: {column: speech, kind: audio}}"
+    cfg = compose_train(
+        [
+            "data=hf",
+            f"data.source={root}",
+            f"data.columns={columns}",
+            "data.batch_size=8",
+            "fusion.operator=attention",
+            f"model.encoders.modalities={{image: {{backbone: {folder}}}}}",
+            *FAST,
+        ],
+        output_dir=tmp_path / "run",
+    )
+    summary = train_job(cfg)
+    assert summary["status"] == "completed"
+    state = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
+    fresh = backbone_weights(folder)
+    key = next(k for k in state if k.endswith("encoders.image.model.embedder.embedder.convolution.weight"))
+    assert torch.equal(state[key], fresh["embedder.embedder.convolution.weight"])  # frozen: as loaded

@@ -191,7 +191,18 @@ class VectorEncoder(nn.Module):
 
 # what ``model.encoders.modalities.<name>`` may set, per modality kind
 MODALITY_KEYS = {
-    "image": ("channels", "kernel_sizes", "norm", "pool_last", "grid_pool", "project", "out_dim", "dropout"),
+    "image": (
+        "channels",
+        "kernel_sizes",
+        "norm",
+        "pool_last",
+        "grid_pool",
+        "project",
+        "out_dim",
+        "dropout",
+        "backbone",
+        "train_layers",
+    ),
     "vector": ("hidden", "out_dim", "dropout"),
     "sequence": ("rnn",),
     "tokens": ("embed_dim", "rnn", "vectors", "freeze_vectors", "pretrained", "pretrained_output", "train_layers"),
@@ -278,6 +289,10 @@ class EncoderFactory:
             return TemporalEncoder(spec, self._rnn_for(spec), 0, steps=steps)
         if spec.is_temporal:
             return TemporalEncoder(spec, self._rnn_for(spec), 0, steps=self.steps(spec))
+        if spec.kind == "image" and own.get("backbone"):
+            from fuselab.models.pretrained import ImageBackbone
+
+            return ImageBackbone(spec, str(own["backbone"]), int(own.get("train_layers", 0)))
         if spec.kind == "image":
             return self._image_encoder(spec, own)
         return VectorEncoder(
@@ -306,7 +321,11 @@ class EncoderFactory:
         return StepFeatures(spec, int(own.get("embed_dim", self.embed_dim)))
 
     def _image_encoder(self, spec: ModalitySpec, own: Mapping[str, Any]) -> ImageEncoder:
-        settings = {k: v for k, v in own.items() if k not in ("out_dim", "channels", "dropout", "rnn")}
+        settings = {
+            k: v
+            for k, v in own.items()
+            if k not in ("out_dim", "channels", "dropout", "rnn", "backbone", "train_layers")
+        }
         return ImageEncoder(
             spec,
             int(own.get("out_dim", self.static_dim)),

