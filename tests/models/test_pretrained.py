@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import datasets
+import numpy as np
 import pytest
 import torch
 
@@ -193,3 +195,51 @@ def test_a_frozen_backbone_feeds_attention_in_a_run(tmp_path: Path):
     fresh = backbone_weights(folder)
     key = next(k for k in state if k.endswith("encoders.image.model.embedder.embedder.convolution.weight"))
     assert torch.equal(state[key], fresh["embedder.embedder.convolution.weight"])  # frozen: as loaded
+
+
+def test_frozen_encoders_cache_their_features_at_preparation(tmp_path: Path):
+    from fuselab.data.hf import HFDataModule
+
+    folder = save_backbone("resnet", tmp_path)
+    root = write_folder(tmp_path / "raw")
+    columns = {
+        "image": {
+            "column": "photo",
+            "kind": "image",
+            "size": 32,
+            "channels": 3,
+            "encode_with": {"backbone": str(folder), "output": "grid"},
+        },
+        "text": {"column": "caption", "kind": "text", "encode_with": {"pretrained": "minilm", "output": "pooled"}},
+    }
+    dm = HFDataModule(str(root), columns=columns, cache_dir=str(tmp_path / "cache"), batch_size=4)
+    specs = dm.describe().modalities
+    assert specs["image"].kind == "sequence" and specs["image"].shape == (None, 16)
+    assert specs["text"].kind == "vector" and specs["text"].shape == (384,)
+    dm.setup()
+    row = dm.splits["test"][0]
+    assert np.asarray(row["image"]).shape == (16, 16)  # a 4x4 grid of 16 channels, row by row
+    tok = load_tokenizer("minilm")
+    ids = torch.tensor([tok.encode(datasets.Dataset.from_parquet(str(root / "test.parquet"))[0]["caption"]).ids])
+    expected = PooledTextEncoder(PretrainedSteps("t", "minilm"))(
+        ModalityBatch(ids, torch.tensor([ids.shape[1]]), torch.ones(1, dtype=torch.bool))
+    )
+    np.testing.assert_allclose(np.asarray(row["text"]), expected[0].numpy(), atol=1e-5)
+    with pytest.raises(ConfigError, match="encode_with.output='pooled ' is not one of"):
+        HFDataModule(
+            str(root),
+            columns={"image": {**columns["image"], "encode_with": {"backbone": str(folder), "output": "pooled "}}},
+        )
+    cfg = compose_train(
+        [
+            "data=hf",
+            f"data.source={root}",
+            "data.batch_size=8",
+            *FAST,
+            "data.columns={image: {column: photo, kind: image, size: 32, channels: 3, encode_with: "
+            f"{{backbone: {folder}, output: grid}}}}, text: {{column: caption, kind: text, "
+            "encode_with: {pretrained: minilm}}}",
+        ],
+        output_dir=tmp_path / "run",
+    )
+    assert train_job(cfg)["status"] == "completed"

@@ -26,6 +26,7 @@ import datasets
 import numpy as np
 
 from fuselab.data import audio_features as audiolib
+from fuselab.data import frozen_features
 from fuselab.data import text as textlib
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.images import IMAGE_SETTINGS, image_of, image_shape, video_of
@@ -33,9 +34,9 @@ from fuselab.data.specs import MODALITY_KINDS, TARGET_KINDS, ModalitySpec, Targe
 from fuselab.errors import ConfigError
 
 COLUMN_KINDS = (*MODALITY_KINDS, "text", "audio")
-TEXT_KEYS = ("column", "kind", "tokenizer", "min_count", "max_vocab", "lowercase")
+TEXT_KEYS = ("column", "kind", "tokenizer", "min_count", "max_vocab", "lowercase", "encode_with")
 AUDIO_KEYS = ("column", "kind", *audiolib.AUDIO_SETTINGS)
-IMAGE_KEYS = ("column", "kind", *IMAGE_SETTINGS)
+IMAGE_KEYS = ("column", "kind", *IMAGE_SETTINGS, "encode_with")
 FILE_KINDS = ("audio", "image", "video")  # read from files: a bad one may be skipped (data.bad_rows=skip)
 
 VAL_NAMES = ("validation", "val", "valid", "dev")
@@ -141,6 +142,13 @@ class HFDataModule(PairedDataModule):
             raise ConfigError(f"data.num_outputs={num_outputs} must be >= 1 (or null: inferred from the target column)")
         self.source, self.config_name = str(source), config_name
         self.columns = {m: dict(c) for m, c in columns.items()}
+        for m, c in self.columns.items():
+            if c.get("encode_with"):
+                if c["kind"] == "video":
+                    raise ConfigError(f"data.columns.{m}.encode_with: video columns are encoded by the model")
+                c["encode_with"] = frozen_features.check(m, c["kind"], c["encode_with"])
+                if c["kind"] == "text":  # tokenized by the model's own tokenizer
+                    c.setdefault("tokenizer", c["encode_with"]["pretrained"])
         self.source_target_column, self.target_kind, self.num_outputs = target_column, target_kind, num_outputs
         self.val_fraction, self.split_seed = float(val_fraction), int(split_seed)
         if bad_rows not in ("refuse", "skip"):
@@ -164,6 +172,11 @@ class HFDataModule(PairedDataModule):
             "split_seed": self.split_seed,
             "bad_rows": self.bad_rows,
             "tokenizers": {m: _stamp(c["tokenizer"]) for m, c in self.columns.items() if c.get("tokenizer")},
+            "encoders": {
+                m: _stamp(next(iter(c["encode_with"].values())))
+                for m, c in self.columns.items()
+                if c.get("encode_with")
+            },
         }
 
     def _tokenizers(self, train: datasets.Dataset) -> dict[str, Any]:
@@ -320,6 +333,9 @@ class HFDataModule(PairedDataModule):
             else:
                 kind = "sequence" if c["kind"] == "audio" else c["kind"]
                 specs[m] = ModalitySpec(m, kind, shapes[m], vocab_size=c.get("vocab_size"))
+        for m, c in self.columns.items():
+            if c.get("encode_with"):
+                out, specs[m] = frozen_features.encode_column(out, m, c["kind"], c["encode_with"], specs[m])
         notes = {"skipped_rows": skipped} if any(skipped.values()) else {}
         return PreparedData(
             datasets.DatasetDict(out), specs, TargetSpec(self.target_kind, int(num_outputs)), notes=notes
