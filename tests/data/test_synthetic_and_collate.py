@@ -20,7 +20,9 @@ def make_dm(tmp_path: Path, **kwargs) -> SyntheticDataModule:
 
 
 def test_spec_checks_kind_and_shape():
-    with pytest.raises(ValueError, match="kind 'video' is not one of"):
+    with pytest.raises(ValueError, match="kind 'point_cloud' is not one of"):
+        ModalitySpec("p", "point_cloud", (3,))
+    with pytest.raises(ValueError, match="needs a shape of 4 dims"):
         ModalitySpec("v", "video", (3,))
     with pytest.raises(ValueError, match="needs a shape of 3 dims"):
         ModalitySpec("i", "image", (28, 28))

@@ -53,7 +53,7 @@ def test_minilm_loads_offline_and_frozen_outputs_repeat_across_loads():
 def test_pooled_vector_matches_sentence_transformers_embedding():
     from sentence_transformers import SentenceTransformer
 
-    from fuselab.models.pretrained import resolve_model_dir
+    from fuselab.data.pretrained_files import resolve_model_dir
 
     tok = load_tokenizer("minilm")
     pooled = PooledTextEncoder(PretrainedSteps("text", "minilm"))(batch(tok))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ from fuselab.runs.context import hydra_context
 log = logging.getLogger("fuselab")
 console = Console()
 errors = Console(stderr=True)
+
+# pytorch_lightning's own pytree helper trips a torch deprecation at every run; it is neither the
+# user's to fix nor fuselab's, and it buried one-line error messages
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def print_error(prog: str, message: object) -> None:

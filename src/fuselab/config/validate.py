@@ -153,7 +153,7 @@ def check_transfer(cfg: DictConfig) -> None:
             )
     found, source = _get(cfg, "model.init_from")
     if found and source:
-        from fuselab.training.transfer import resolve_checkpoint
+        from fuselab.config.checkpoints import resolve_checkpoint
 
         resolve_checkpoint(str(source))
 

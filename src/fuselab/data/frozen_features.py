@@ -45,32 +45,33 @@ def check(m: str, kind: str, setting: Any) -> dict[str, Any]:
 
 
 def encoder_for(m: str, kind: str, setting: dict[str, Any], spec: ModalitySpec) -> torch.nn.Module:
-    from fuselab.models.pretrained import ImageBackbone, PretrainedSteps
+    """The frozen model (eval mode) that encodes column ``m``."""
+    from fuselab.data.pretrained_files import check_channels, load_transformer, vision_tower
 
     if kind == "text":
-        return PretrainedSteps(m, setting["pretrained"], train_layers=0).eval()
-    return ImageBackbone(spec, setting["backbone"], train_layers=0).eval()
+        return load_transformer(setting["pretrained"]).eval()
+    model = vision_tower(load_transformer(setting["backbone"])).eval()
+    check_channels(model, setting["backbone"], m, int(spec.shape[0]))
+    return model
 
 
 @torch.no_grad()
 def _features(encoder: torch.nn.Module, kind: str, output: str, values: list[Any]) -> list[np.ndarray]:
-    from fuselab.data.specs import ModalityBatch
+    from fuselab.data.pretrained_files import image_features, text_states
 
     if kind == "text":
         lengths = torch.tensor([len(v) for v in values])
         x = torch.zeros(len(values), int(lengths.max()), dtype=torch.long)
         for i, v in enumerate(values):
             x[i, : len(v)] = torch.as_tensor(np.asarray(v, dtype=np.int64))
-        states = encoder(x, lengths)
+        states = text_states(encoder, x, lengths)
         if output == "sequence":
             return [states[i, : int(n)].numpy() for i, n in enumerate(lengths)]
         mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1).to(states.dtype)
         return list(((states * mask).sum(1) / mask.sum(1)).numpy())
     images = torch.as_tensor(np.stack([np.asarray(v, dtype=np.float32) for v in values]))
-    mb = ModalityBatch(images, None, torch.ones(len(values), dtype=torch.bool))
-    if output == "pooled":
-        return list(encoder(mb).numpy())
-    return list(encoder.memory(mb).items.numpy())
+    items, pooled, _ = image_features(encoder, images)
+    return list(pooled.numpy()) if output == "pooled" else list(items.numpy())
 
 
 def encode_column(

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
 
 from fuselab.data.specs import ModalityBatch, ModalitySpec
 from fuselab.errors import ConfigError
+from fuselab.models.items import MemoryItems
 
 RNNFactory = Callable[..., nn.Module]  # partial(RecurrentEncoder, cell=..., ...)(input_dim=...)
-
-
-class MemoryItems(NamedTuple):
-    """What an encoder offers a decoder's attention: its pooled vector (B, out_dim), its items
-    (B, N, memory_dim), which items are valid (B, N), and their layout: ("steps", N) or
-    ("grid", h, w) for an image's spatial grid, row by row."""
-
-    pooled: torch.Tensor
-    items: torch.Tensor
-    mask: torch.Tensor
-    layout: tuple
 
 
 class StepFeatures(nn.Module):

