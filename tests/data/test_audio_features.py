@@ -126,3 +126,20 @@ def test_unreadable_wav_is_refused_with_its_row_or_skipped_and_counted(tmp_path:
     assert len(dm.splits["train"]) == 11 and dm.prepared_marker()["notes"]["skipped_rows"]["train"] == 1
     with pytest.raises(ConfigError, match=r"\['n_bins'\] do not apply to audio"):
         audio_module(root, tmp_path, n_bins=3)
+
+
+def test_rows_are_spilled_a_chunk_at_a_time_and_read_back_in_order(tmp_path: Path):
+    import datasets
+
+    from fuselab.data.chunks import rows_to_dataset
+
+    features = datasets.Features(
+        {"x": datasets.Array2D(shape=(None, 2), dtype="float32"), "y": datasets.Value("int64")}
+    )
+    rows = [{"x": np.full((1 + i % 3, 2), i, dtype=np.float32), "y": i} for i in range(7)]
+    spilled = rows_to_dataset(iter(rows), features, tmp_path, chunk=3)
+    in_memory = rows_to_dataset(iter(rows), features, None, chunk=3)
+    assert len(list(tmp_path.iterdir())) == 3  # 3 + 3 + 1 rows
+    for ds in (spilled, in_memory):
+        assert ds["y"] == list(range(7))
+        assert [np.asarray(r).shape[0] for r in ds["x"]] == [1 + i % 3 for i in range(7)]

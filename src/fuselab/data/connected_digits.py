@@ -183,10 +183,9 @@ class ConnectedDigitsDataModule(PairedDataModule):
         )
         splits = {}
         for split in ("train", "val", "test"):
-            rows = [self._sample(rng, recordings[split], digits[split], waves) for _ in range(p[f"{split}_size"])]
-            columns = {k: [r[k] for r in rows] for k in features}
-            splits[split] = datasets.Dataset.from_dict(columns, features=features)
-            log.info("connected_digits: %s split built (%d samples)", split, len(rows))
+            rows = (self._sample(rng, recordings[split], digits[split], waves) for _ in range(p[f"{split}_size"]))
+            splits[split] = self.rows_to_dataset(rows, features)
+            log.info("connected_digits: %s split built (%d samples)", split, len(splits[split]))
         specs = {
             "audio": ModalitySpec("audio", "sequence", (None, p["n_mels"])),
             "image": ModalitySpec("image", "image", (1, s, s * slots)),

@@ -18,7 +18,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Sampler
 
 from fuselab.data.arrow import ArrowSplit
+from fuselab.data.chunks import rows_to_dataset
 from fuselab.data.collate import REFERENCES_COLUMN, PaddedCollate, move_batch, present_column
 from fuselab.data.specs import DataDescription, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
@@ -150,6 +151,7 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         self.splits: dict[str, datasets.Dataset] = {}
         self._stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
         self._description: DataDescription | None = None
+        self._scratch: Path | None = None  # where build() may spill chunks while preparing
 
     # ---- what a subclass provides -------------------------------------------------------
     @abc.abstractmethod
@@ -217,8 +219,24 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         finally:
             lock.release()
 
+    def rows_to_dataset(
+        self, rows: Iterator[dict[str, Any]], features: datasets.Features, chunk: int = 2000
+    ) -> datasets.Dataset:
+        """A split from an iterator of rows, spilled ``chunk`` rows at a time while preparing
+        (see :func:`fuselab.data.chunks.rows_to_dataset`)."""
+        return rows_to_dataset(rows, features, self._scratch, chunk)
+
     def _prepare(self, target: Path) -> None:
         log.info("Preparing %s into %s (once; later runs reuse it)", self.name, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._scratch = target.parent / f".scratch-{target.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            self._save_prepared(target)
+        finally:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def _save_prepared(self, target: Path) -> None:
         prepared = self.build()
         dsd = prepared.splits
         missing = [s for s in SPLITS if s not in dsd]

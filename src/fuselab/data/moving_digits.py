@@ -127,8 +127,6 @@ class MovingDigitsDataModule(PairedDataModule):
         return {"version": 1, "sources": stamps, **self.params}
 
     def build(self) -> PreparedData:
-        from fuselab.data.audio_features import features
-
         p = self.params
         rng = np.random.default_rng(p["seed"])
         recordings: dict[str, dict[int, list[Path]]] = {s: {d: [] for d in range(10)} for s in TAKES}
@@ -138,7 +136,7 @@ class MovingDigitsDataModule(PairedDataModule):
         (train_x, train_y), (test_x, test_y) = find_mnist(self.mnist_dir, "train"), find_mnist(self.mnist_dir, "test")
         pools = {"train": (train_x[:-10000], train_y[:-10000]), "val": (train_x[-10000:], train_y[-10000:])}
         pools["test"] = (test_x, test_y)
-        c, s = p["canvas"], p["digit_size"]
+        c = p["canvas"]
         feats = datasets.Features(
             {
                 "video": datasets.Array2D(shape=(None, c * c), dtype="float32"),
@@ -148,28 +146,9 @@ class MovingDigitsDataModule(PairedDataModule):
         )
         splits = {}
         for split in ("train", "val", "test"):
-            x, y = pools[split]
-            columns: dict[str, list[Any]] = {"video": [], "audio": [], "label": []}
-            for _ in range(p[f"{split}_size"]):
-                i = int(rng.integers(len(y)))
-                digit = int(y[i])
-                small = _resize(x[i : i + 1].astype(np.float32) / 255.0, s)[0]
-                frames = int(rng.integers(p["min_frames"], p["max_frames"] + 1))
-                video = rng.normal(0.0, p["noise"], size=(frames, c, c)).astype(np.float32)
-                for t, (top, left) in enumerate(trajectory(rng, frames, c - s)):
-                    if rng.random() >= p["occlusion"]:
-                        video[t, top : top + s, left : left + s] += small
-                pool = recordings[split][digit]
-                wave = waves[pool[int(rng.integers(len(pool)))]]
-                snr = rng.uniform(*p["snr_db"])
-                noise = rng.standard_normal(len(wave)).astype(np.float32)
-                wave = wave + noise * np.sqrt(np.mean(wave**2) / 10 ** (snr / 10) / max(np.mean(noise**2), 1e-12))
-                mel = features(wave, SAMPLE_RATE, "log_mel", sample_rate=None, n_fft=256, hop=80, n_mels=p["n_mels"])
-                columns["video"].append(np.clip(video, -1.0, 2.0).reshape(frames, c * c))
-                columns["audio"].append(steps_per_frame(mel, frames))
-                columns["label"].append(digit)
-            splits[split] = datasets.Dataset.from_dict(columns, features=feats)
-            log.info("moving_digits: %s split built (%d samples)", split, len(columns["label"]))
+            rows = (self._sample(rng, pools[split], recordings[split], waves) for _ in range(p[f"{split}_size"]))
+            splits[split] = self.rows_to_dataset(rows, feats)
+            log.info("moving_digits: %s split built (%d samples)", split, len(splits[split]))
         specs = {
             "video": ModalitySpec("video", "video", (None, 1, c, c)),
             "audio": ModalitySpec("audio", "sequence", (None, p["n_mels"])),
@@ -177,3 +156,35 @@ class MovingDigitsDataModule(PairedDataModule):
         target = TargetSpec("multiclass", 10, class_names=tuple(str(d) for d in range(10)))
         notes = {"sources": {"mnist": str(self.mnist_dir), "fsdd": str(self.fsdd_dir)}, "recordings": len(waves)}
         return PreparedData(datasets.DatasetDict(splits), specs, target, aligned=True, notes=notes)
+
+    def _sample(
+        self,
+        rng: np.random.Generator,
+        pool: tuple[np.ndarray, np.ndarray],
+        recordings: dict[int, list[Path]],
+        waves: dict[Path, np.ndarray],
+    ) -> dict[str, Any]:
+        from fuselab.data.audio_features import features
+
+        p = self.params
+        c, s = p["canvas"], p["digit_size"]
+        x, y = pool
+        i = int(rng.integers(len(y)))
+        digit = int(y[i])
+        small = _resize(x[i : i + 1].astype(np.float32) / 255.0, s)[0]
+        frames = int(rng.integers(p["min_frames"], p["max_frames"] + 1))
+        video = rng.normal(0.0, p["noise"], size=(frames, c, c)).astype(np.float32)
+        for t, (top, left) in enumerate(trajectory(rng, frames, c - s)):
+            if rng.random() >= p["occlusion"]:
+                video[t, top : top + s, left : left + s] += small
+        files = recordings[digit]
+        wave = waves[files[int(rng.integers(len(files)))]]
+        snr = rng.uniform(*p["snr_db"])
+        noise = rng.standard_normal(len(wave)).astype(np.float32)
+        wave = wave + noise * np.sqrt(np.mean(wave**2) / 10 ** (snr / 10) / max(np.mean(noise**2), 1e-12))
+        mel = features(wave, SAMPLE_RATE, "log_mel", sample_rate=None, n_fft=256, hop=80, n_mels=p["n_mels"])
+        return {
+            "video": np.clip(video, -1.0, 2.0).reshape(frames, c * c),
+            "audio": steps_per_frame(mel, frames),
+            "label": digit,
+        }
