@@ -131,3 +131,11 @@ def test_glove_vectors_initialise_and_freeze_the_embedding_in_a_run(tmp_path: Pa
     for w, vec in vecs.items():  # loaded and, frozen, unchanged by training
         assert torch.allclose(emb[words.index(w)], torch.tensor(vec)), w
     assert report["words"] == len(words) - 2
+    # evaluating the run needs neither the vectors file nor the run it was initialised from
+    glove.unlink()
+    from fuselab.runs.job import eval_job as evaluate
+
+    eval_cfg = compose_train(
+        [f"ckpt_path={summary['best_checkpoint']}"], output_dir=tmp_path / "eval", config_name="eval"
+    )
+    assert evaluate(eval_cfg)["metrics"]["test/acc"] == pytest.approx(summary["metrics"]["test/acc"], abs=1e-6)

@@ -241,28 +241,6 @@ class EncoderFactory:
                     f"model.encoders.modalities.{name}: {unknown} do not apply to a {specs[name].kind} modality;"
                     f" it takes {list(allowed)}"
                 )
-            if overrides.get("vectors"):
-                self._check_vectors(specs[name], str(overrides["vectors"]))
-
-    def _check_vectors(self, spec: ModalitySpec, path: str) -> None:
-        from fuselab.data.text import vector_file_dim
-
-        where = f"model.encoders.modalities.{spec.name}.vectors"
-        if not spec.vocabulary:
-            raise ConfigError(
-                f"{where}: the {spec.name!r} tokens carry no vocabulary (word vectors need the words: give the "
-                "column as kind: text, so fuselab tokenizes it)"
-            )
-        try:
-            dim = vector_file_dim(path)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from exc
-        embed = int(self.modalities[spec.name].get("embed_dim", self.embed_dim))
-        if dim != embed:
-            raise ConfigError(
-                f"{where}: {path} holds {dim}-d vectors but the embedding has {embed}; set "
-                f"model.encoders.modalities.{spec.name}.embed_dim={dim}"
-            )
 
     def _rnn_for(self, spec: ModalitySpec) -> RNNFactory:
         overrides = self.modalities.get(spec.name, {}).get("rnn") or {}

@@ -147,17 +147,31 @@ def load_word_vectors(model: nn.Module, spec: Any, path: str, freeze_vectors: bo
     rows of the words found (looked up lowercased when not found as they are); the others keep
     their random initialisation. ``freeze_vectors``: the embedding is not trained. Logs and
     returns the share of the vocabulary found."""
-    from fuselab.data.text import read_word_vectors
+    from fuselab.data.text import read_word_vectors, vector_file_dim
     from fuselab.models.encoders import StepFeatures
 
+    where = f"model.encoders.modalities.{spec.name}.vectors"
+    if not spec.vocabulary:
+        raise ConfigError(
+            f"{where}: the {spec.name!r} tokens carry no vocabulary (word vectors need the words: give the column "
+            "as kind: text, so fuselab tokenizes it)"
+        )
     embeddings = [
         m.embed
         for m in model.modules()
         if isinstance(m, StepFeatures) and m.modality == spec.name and hasattr(m.embed, "weight")
     ]
     if not embeddings:
+        raise ConfigError(f"{where}: this model has no embedding of {spec.name!r}")
+    try:
+        dim = vector_file_dim(path)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    width = int(embeddings[0].weight.shape[1])
+    if dim != width:
         raise ConfigError(
-            f"model.encoders.modalities.{spec.name}.vectors: this model has no embedding of {spec.name!r}"
+            f"{where}: {path} holds {dim}-d vectors but the embedding has {width}; set "
+            f"model.encoders.modalities.{spec.name}.embed_dim={dim}"
         )
     vectors, found = read_word_vectors(path, spec.vocabulary)
     words = sum(1 for w in spec.vocabulary if not (w.startswith("<") and w.endswith(">")))
