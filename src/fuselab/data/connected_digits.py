@@ -60,6 +60,29 @@ def fsdd_index(fsdd_dir: Path) -> list[tuple[int, str, int, Path]]:
     return found
 
 
+def source_dirs(dataset: str, mnist_dir: str | None, fsdd_dir: str | None) -> tuple[Path, Path]:
+    """The MNIST and FSDD folders a dataset is built from, resolved; a clear error naming the
+    settings when one is unset or not a folder."""
+    if not mnist_dir or not fsdd_dir:
+        raise ConfigError(
+            f"data={dataset} is built from MNIST and FSDD files: set data.mnist_dir=<folder of the MNIST "
+            "idx files> and data.fsdd_dir=<FSDD folder> (or export FUSELAB_MNIST and FUSELAB_FSDD)"
+        )
+    dirs = Path(mnist_dir).expanduser().resolve(), Path(fsdd_dir).expanduser().resolve()
+    for what, path in zip(("data.mnist_dir", "data.fsdd_dir"), dirs):
+        if not path.is_dir():
+            raise ConfigError(f"{what}={path} is not a folder")
+    return dirs
+
+
+def source_fingerprint(mnist_dir: Path, fsdd_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The cache key of a dataset built from these folders: their files' sizes and times, and
+    the dataset's settings."""
+    sources = sorted(mnist_dir.glob("*idx*")) + [fsdd_dir]
+    stamps = {str(p): (p.stat().st_size, int(p.stat().st_mtime)) for p in sources if p.exists()}
+    return {"version": 1, "sources": stamps, **params}
+
+
 class ConnectedDigitsDataModule(PairedDataModule):
     name = "connected_digits"
 
@@ -82,11 +105,7 @@ class ConnectedDigitsDataModule(PairedDataModule):
         seed: int = 0,
         **loader_kwargs: Any,
     ) -> None:
-        if not mnist_dir or not fsdd_dir:
-            raise ConfigError(
-                "data=connected_digits is built from MNIST and FSDD files: set data.mnist_dir=<folder of the MNIST "
-                "idx files> and data.fsdd_dir=<FSDD folder> (or export FUSELAB_MNIST and FUSELAB_FSDD)"
-            )
+        self.mnist_dir, self.fsdd_dir = source_dirs("connected_digits", mnist_dir, fsdd_dir)
         if split not in SPLITS:
             raise ConfigError(f"data.split={split!r} is not one of {list(SPLITS)}")
         if not 1 <= int(min_digits) <= int(max_digits):
@@ -97,10 +116,6 @@ class ConnectedDigitsDataModule(PairedDataModule):
             raise ConfigError("data.test_speaker and data.val_speaker must differ")
         if not 7 <= int(digit_size) <= 28:
             raise ConfigError(f"data.digit_size={digit_size} must be in [7, 28]")
-        self.mnist_dir, self.fsdd_dir = Path(mnist_dir).expanduser().resolve(), Path(fsdd_dir).expanduser().resolve()
-        for what, path in (("data.mnist_dir", self.mnist_dir), ("data.fsdd_dir", self.fsdd_dir)):
-            if not path.is_dir():
-                raise ConfigError(f"{what}={path} is not a folder")
         lo, hi = (float(v) for v in snr_db)
         self.params = dict(
             train_size=int(train_size),
@@ -123,9 +138,7 @@ class ConnectedDigitsDataModule(PairedDataModule):
         return ["audio", "image"]
 
     def fingerprint(self) -> dict[str, Any]:
-        sources = sorted(self.mnist_dir.glob("*idx*")) + [self.fsdd_dir]
-        stamps = {str(p): (p.stat().st_size, int(p.stat().st_mtime)) for p in sources if p.exists()}
-        return {"version": 1, "sources": stamps, **self.params}
+        return source_fingerprint(self.mnist_dir, self.fsdd_dir, self.params)
 
     # ---- building ----------------------------------------------------------------------------
     def _recordings(self) -> dict[str, dict[int, list[tuple[str, Path]]]]:

@@ -26,7 +26,7 @@ import datasets
 import numpy as np
 
 from fuselab.data.avmnist_build import find_mnist, read_wav
-from fuselab.data.connected_digits import TAKES, _resize, fsdd_index
+from fuselab.data.connected_digits import TAKES, _resize, fsdd_index, source_dirs, source_fingerprint
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.specs import ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
@@ -84,11 +84,7 @@ class MovingDigitsDataModule(PairedDataModule):
         seed: int = 0,
         **loader_kwargs: Any,
     ) -> None:
-        if not mnist_dir or not fsdd_dir:
-            raise ConfigError(
-                "data=moving_digits is built from MNIST and FSDD files: set data.mnist_dir=<folder of the MNIST "
-                "idx files> and data.fsdd_dir=<FSDD folder> (or export FUSELAB_MNIST and FUSELAB_FSDD)"
-            )
+        self.mnist_dir, self.fsdd_dir = source_dirs("moving_digits", mnist_dir, fsdd_dir)
         if not 1 <= int(min_frames) <= int(max_frames):
             raise ConfigError(f"data.min_frames={min_frames}, data.max_frames={max_frames}: need 1 <= min <= max")
         if not 7 <= int(digit_size) <= int(canvas):
@@ -97,10 +93,6 @@ class MovingDigitsDataModule(PairedDataModule):
             raise ConfigError("data.train_size, data.val_size and data.test_size must be >= 1")
         if not 0 <= float(occlusion) < 1:
             raise ConfigError(f"data.occlusion={occlusion} must be in [0, 1)")
-        self.mnist_dir, self.fsdd_dir = Path(mnist_dir).expanduser().resolve(), Path(fsdd_dir).expanduser().resolve()
-        for what, path in (("data.mnist_dir", self.mnist_dir), ("data.fsdd_dir", self.fsdd_dir)):
-            if not path.is_dir():
-                raise ConfigError(f"{what}={path} is not a folder")
         lo, hi = (float(v) for v in snr_db)
         self.params = dict(
             train_size=int(train_size),
@@ -122,9 +114,7 @@ class MovingDigitsDataModule(PairedDataModule):
         return ["video", "audio"]
 
     def fingerprint(self) -> dict[str, Any]:
-        sources = sorted(self.mnist_dir.glob("*idx*")) + [self.fsdd_dir]
-        stamps = {str(p): (p.stat().st_size, int(p.stat().st_mtime)) for p in sources if p.exists()}
-        return {"version": 1, "sources": stamps, **self.params}
+        return source_fingerprint(self.mnist_dir, self.fsdd_dir, self.params)
 
     def build(self) -> PreparedData:
         p = self.params
