@@ -48,10 +48,13 @@ def encoder_for(m: str, kind: str, setting: dict[str, Any], spec: ModalitySpec) 
     """The frozen model (eval mode) that encodes column ``m``."""
     from fuselab.data.pretrained_files import check_channels, load_transformer, vision_tower
 
-    if kind == "text":
-        return load_transformer(setting["pretrained"]).eval()
-    model = vision_tower(load_transformer(setting["backbone"])).eval()
-    check_channels(model, setting["backbone"], m, int(spec.shape[0]))
+    try:
+        if kind == "text":
+            return load_transformer(setting["pretrained"]).eval()
+        model = vision_tower(load_transformer(setting["backbone"])).eval()
+        check_channels(model, setting["backbone"], m, int(spec.shape[0]))
+    except ConfigError as exc:  # name the setting to change
+        raise ConfigError(f"data.columns.{m}.encode_with: {exc}") from exc
     return model
 
 

@@ -248,14 +248,11 @@ class EncoderFactory:
 
     def __call__(self, spec: ModalitySpec) -> nn.Module:
         own = self.modalities.get(spec.name, {})
-        if own.get("pretrained"):
+        if own.get("pretrained") and own.get("pretrained_output", "sequence") == "pooled":
             from fuselab.models.pretrained import PooledTextEncoder
 
-            steps = self.steps(spec)
-            if own.get("pretrained_output", "sequence") == "pooled":
-                return PooledTextEncoder(steps)
-            return TemporalEncoder(spec, self._rnn_for(spec), 0, steps=steps)
-        if spec.is_temporal:
+            return PooledTextEncoder(self.steps(spec))
+        if spec.is_temporal:  # steps: raw features, an embedding, video frames or a pretrained encoder
             return TemporalEncoder(spec, self._rnn_for(spec), 0, steps=self.steps(spec))
         if spec.kind == "image" and own.get("backbone"):
             from fuselab.models.pretrained import ImageBackbone

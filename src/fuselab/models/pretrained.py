@@ -41,7 +41,10 @@ class PretrainedSteps(nn.Module):
     def __init__(self, modality: str, name: str, train_layers: int = 0) -> None:
         super().__init__()
         self.modality = modality
-        self.model = load_transformer(name)
+        try:
+            self.model = load_transformer(name)
+        except ConfigError as exc:  # name the setting to change
+            raise ConfigError(f"model.encoders.modalities.{modality}.pretrained: {exc}") from exc
         self.out_dim = int(self.model.config.hidden_size)
         self.train_layers = int(train_layers)
         freeze_below(self.model, self.train_layers)
@@ -71,7 +74,10 @@ class ImageBackbone(nn.Module):
 
     def __init__(self, spec, name: str, train_layers: int = 0) -> None:
         super().__init__()
-        self.model = vision_tower(load_transformer(name))
+        try:
+            self.model = vision_tower(load_transformer(name))
+        except ConfigError as exc:  # name the setting to change
+            raise ConfigError(f"model.encoders.modalities.{spec.name}.backbone: {exc}") from exc
         check_channels(self.model, name, spec.name, int(spec.shape[0]))
         self.train_layers = int(train_layers)
         freeze_below(self.model, self.train_layers)
