@@ -3,6 +3,7 @@ report puts the reference beside the measured cells; the tolerance logic flags d
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -13,10 +14,13 @@ from conftest import REPO, compose_train, run_cli
 from fixtures_data import write_affect, write_avmnist, write_mmimdb
 
 from fuselab.cli.study import main as study_main
+from fuselab.reports.compare import find_summaries
 from fuselab.reports.studies.cells import check_cell, side_by_side
 from fuselab.reports.studies.report import reproduction_lines
 from fuselab.reports.studies.run import sweep_command
 from fuselab.reports.studies.spec import load_study
+from fuselab.training.callbacks import ValidationHistory
+from fuselab.training.summary import has_converged
 
 STUDIES = sorted(p.parent.name for p in (REPO / "experiments").glob("*/study.yaml"))
 
@@ -355,3 +359,39 @@ def test_a_cell_whose_runs_were_still_improving_gets_no_verdict():
     assert beaten.agrees is None and beaten.budget_limited == 1  # its baseline had not converged
     done = check_cell({"where": {"fusion": "late"}, "min": 0.8}, runs, "test/acc")
     assert done.agrees is True and done.budget_limited == 0
+
+
+def test_a_run_that_reached_its_cap_inside_the_patience_window_had_not_converged(tmp_path: Path):
+    assert has_converged(0, stopped_early=False, patience=None) is False  # best in the last epoch
+    assert has_converged(1, stopped_early=False, patience=None) is True
+    assert has_converged(2, stopped_early=False, patience=3) is False  # early stopping would go on
+    assert has_converged(3, stopped_early=False, patience=3) is True
+    assert has_converged(0, stopped_early=True, patience=3) is True
+
+    history = ValidationHistory("val/acc", "max")
+    history.values, history.epochs = [0.5, 0.7, 0.69, 0.68], [0, 1, 2, 3]
+    assert history.report(stopped_early=False, patience=3) | {"history": None} == {
+        "history": None,
+        "best_epoch": 1,
+        "stopped_early": False,
+        "patience": 3,
+        "converged": False,
+    }
+
+    # summaries written before the patience was recorded: read back from the run's Hydra config
+    def old_run(name: str, config: dict | None) -> None:
+        run = tmp_path / name
+        (run / ".hydra").mkdir(parents=True)
+        epochs = list(range(20))
+        summary = {"status": "completed", "history": {"epoch": epochs, "val/acc": [e / 20 for e in epochs]}}
+        (run / "summary.json").write_text(json.dumps(summary | {"best_epoch": 18, "converged": True}))
+        if config is not None:
+            (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+
+    old_run("capped", {"callbacks": {"early_stopping": {"patience": 3}}})
+    old_run("no_stopper", {"callbacks": {"checkpoint": {}}})
+    old_run("no_config", None)
+    assert [s["converged"] for s in find_summaries([tmp_path / "capped"])] == [False]
+    assert [s["converged"] for s in find_summaries([tmp_path / "no_stopper"])] == [True]
+    assert [s["converged"] for s in find_summaries([tmp_path / "no_config"])] == [True]
+    assert len(find_summaries([tmp_path])) == 3

@@ -50,6 +50,26 @@ def test_bf16_mixed_trains_every_cell_on_cpu(tmp_path: Path, cell: str):
     assert all(v == v for v in summary["metrics"].values())  # no NaN
 
 
+def test_summary_records_the_patience_and_a_run_capped_inside_it_as_not_converged(tmp_path: Path):
+    capped = train(
+        compose_train(
+            [
+                *SMALL_DATA,
+                *FAST,
+                "callbacks=early_stopping",
+                "callbacks.early_stopping.patience=5",
+                "trainer.max_epochs=3",
+            ],
+            output_dir=tmp_path / "capped",
+        )
+    )
+    assert capped["patience"] == 5 and capped["stopped_early"] is False and len(capped["history"]["epoch"]) == 3
+    assert capped["converged"] is False  # early stopping would have trained on
+    plain = run(tmp_path / "plain", "trainer.max_epochs=2")
+    assert plain["patience"] is None and plain["stopped_early"] is False
+    assert plain["converged"] == (plain["best_epoch"] < 1)
+
+
 def test_csv_metrics_are_logged_per_stage(tmp_path: Path):
     run(tmp_path, "logger=csv", "trainer.max_epochs=2", loggers=True)
     header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")

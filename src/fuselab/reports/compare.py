@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from fuselab.errors import ConfigError
 from fuselab.reports.tables import markdown_table
-from fuselab.training.summary import SUMMARY
+from fuselab.training.summary import SUMMARY, has_converged
 
 SEED_KEYS = {"seed"}
 IGNORED_KEYS = {"sweep_name", "skip_completed"}
@@ -67,10 +68,32 @@ def find_summaries(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
             if "attempts" in p.relative_to(d).parts:
                 continue  # earlier attempts of re-run jobs
             try:
-                found.append(json.loads(p.read_text()))
+                found.append(settle_convergence(json.loads(p.read_text()), p.parent))
             except (OSError, json.JSONDecodeError):
                 found.append({"status": "unreadable", "run_dir": str(p.parent)})
     return found
+
+
+def settle_convergence(summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """``converged`` by today's rule (:func:`has_converged`): runs recorded before the summary kept
+    the early-stopping patience judged a run whose best epoch came shortly before its cap as
+    converged; their patience is read back from the run's saved Hydra config."""
+    if summary.get("status") != "completed" or "best_epoch" not in summary or "history" not in summary:
+        return summary
+    patience = summary["patience"] if "patience" in summary else _saved_patience(run_dir)
+    after = sum(1 for e in summary["history"].get("epoch", []) if e > summary["best_epoch"])
+    summary["converged"] = has_converged(after, bool(summary.get("stopped_early")), patience)
+    return summary
+
+
+def _saved_patience(run_dir: Path) -> int | None:
+    try:
+        cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    stopper = (cfg.get("callbacks") or {}).get("early_stopping") or {}
+    patience = stopper.get("patience") if isinstance(stopper, dict) else None
+    return patience if isinstance(patience, int) else None
 
 
 def settings(summary: dict[str, Any]) -> dict[str, str]:

@@ -161,10 +161,11 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
             )
     # Read the checkpoint paths now: validate/test below restore the callback's state
     # from the best checkpoint, which predates the last one.
-    stopped = any(
-        getattr(cb, "stopped_epoch", 0) > 0 for cb in trainer.callbacks if type(cb).__name__ == "EarlyStopping"
+    stoppers = [cb for cb in trainer.callbacks if isinstance(cb, pl.callbacks.EarlyStopping)]
+    stopped = any(cb.stopped_epoch > 0 for cb in stoppers)
+    summary.update(
+        **history.report(stopped_early=stopped, patience=max((cb.patience for cb in stoppers), default=None))
     )
-    summary.update(**history.report(stopped_early=stopped))
     ckpt = checkpoint_callback(trainer)
     best = (ckpt.best_model_path or None) if ckpt else None
     last = (ckpt.last_model_path or None) if ckpt else None

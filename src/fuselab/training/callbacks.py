@@ -8,6 +8,8 @@ import logging
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
+from fuselab.training.summary import has_converged
+
 log = logging.getLogger(__name__)
 
 
@@ -23,9 +25,11 @@ class StepCounter(Callback):
 
 
 class ValidationHistory(Callback):
-    """The monitored validation metric after every epoch, and whether training still improved it
-    at its end: a run whose best epoch is its last one and that was not stopped early had not
-    converged (its budget, not the method, decided the number)."""
+    """The monitored validation metric after every epoch, and whether the run converged: stopped by
+    early stopping, or (when it ran to its epoch cap) with its best value at least ``patience``
+    validations before the end. Without early stopping ``patience`` is 1: a best value in the final
+    validation means the run was still improving. A run that had not converged has a number its
+    budget decided, not the method."""
 
     def __init__(self, monitor: str, mode: str) -> None:
         self.monitor, self.mode = monitor, mode
@@ -41,7 +45,7 @@ class ValidationHistory(Callback):
             self.epochs.append(int(trainer.current_epoch))
             self.values.append(float(value))
 
-    def report(self, stopped_early: bool) -> dict[str, object]:
+    def report(self, stopped_early: bool, patience: int | None = None) -> dict[str, object]:
         if not self.values:
             return {}
         pick = max if self.mode == "max" else min
@@ -50,8 +54,8 @@ class ValidationHistory(Callback):
             "history": {"epoch": self.epochs, self.monitor: self.values},
             "best_epoch": self.epochs[best],
             "stopped_early": stopped_early,
-            # still improving at the end: the best value came in the final validated epoch
-            "converged": stopped_early or best < len(self.values) - 1,
+            "patience": patience,
+            "converged": has_converged(len(self.values) - 1 - best, stopped_early, patience),
         }
 
 

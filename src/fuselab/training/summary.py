@@ -75,3 +75,10 @@ class RunSummary:
             traceback="".join(traceback.format_exception(exc))[-4000:],
         )
         self.write()
+
+
+def has_converged(validations_after_best: int, stopped_early: bool, patience: int | None) -> bool:
+    """Whether a run's number is the method's, not its budget's: early stopping ended it, or as many
+    validations as the early-stopping patience (1 without early stopping) followed its best value
+    without improving it. A run that reached its epoch cap inside that window was still improving."""
+    return stopped_early or validations_after_best >= max(1, patience or 1)

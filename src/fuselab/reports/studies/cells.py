@@ -25,7 +25,7 @@ class CellResult:
     agrees: bool | None
     citation: str
     checked: bool
-    # runs of the cell still improving their monitored validation metric at their last epoch
+    # runs of the cell that had not converged (best validation value within the patience of their end)
     budget_limited: int = 0
 
 

@@ -37,9 +37,10 @@ def budget_line(study: Study, summaries: list[dict[str, Any]]) -> str:
     if not tracked:
         return f"Budget: {budget}. (These runs predate the record of validation curves: convergence is not known.)"
     return (
-        f"Budget: {budget}. Of {len(tracked)} runs, {stopped} were stopped early, and {open_ended} were still "
-        "improving their monitored validation metric at their last epoch (budget-limited: no verdict for "
-        "cells that include them)."
+        f"Budget: {budget}. Of {len(tracked)} runs, {stopped} were stopped early, and {open_ended} had not "
+        "converged: their monitored validation metric last improved within the early-stopping patience (1 "
+        "epoch without early stopping) of their final epoch (budget-limited: no verdict for cells that include "
+        "them)."
     )
 
 
