@@ -8,7 +8,7 @@ import pytest
 from conftest import FAST, SMALL_DATA, run_cli
 from hydra.errors import InstantiationException
 
-from fuselab.cli.common import run_guarded
+from fuselab.cli.common import report_metrics, run_guarded
 from fuselab.errors import ConfigError
 
 
@@ -55,3 +55,13 @@ def test_bug_in_a_fusion_module_shows_its_traceback_and_a_bad_override_one_line(
     lines = user.stderr.strip().splitlines()
     assert "Traceback" not in user.stderr and len(lines) == 1, user.stderr
     assert lines[0].startswith("fuselab-train: error: model: fusion.operator='bogus' is not one of")
+
+
+def test_a_run_that_had_not_converged_says_so_after_its_metrics(capsys):
+    summary = {"status": "completed", "wall_time_s": 1.0, "metrics": {"test/acc": 0.5}, "run_dir": "/nowhere"}
+    report_metrics({**summary, "converged": True, "best_epoch": 3})
+    assert "not converged" not in capsys.readouterr().out
+    report_metrics({**summary, "converged": False, "best_epoch": 8, "patience": 3, "monitor": "val/acc"})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "not converged: val/acc last improved at epoch 8, within the early-stopping patience (3)" in out
+    assert "raise trainer.max_epochs" in out and "best checkpoint" not in out  # no file claimed that is not there

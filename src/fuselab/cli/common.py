@@ -60,6 +60,17 @@ def report_metrics(summary: dict[str, Any]) -> None:
     for k, v in sorted((summary.get("metrics") or {}).items()):
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     console.print(table)
+    if summary.get("converged") is False:
+        patience = summary.get("patience")
+        within = f"within the early-stopping patience ({patience})" if patience else "in the last epoch"
+        console.print(
+            f"not converged: {summary.get('monitor') or 'the monitored metric'} last improved at epoch "
+            f"{summary.get('best_epoch')}, {within} of the final epoch; the budget decided these numbers "
+            "(raise trainer.max_epochs to train on)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"outputs:  {summary.get('run_dir')}", markup=False, highlight=False, soft_wrap=True)
     best = summary.get("best_checkpoint")
     if best and Path(best).exists():
