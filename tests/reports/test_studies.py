@@ -112,6 +112,18 @@ def test_extra_overrides_replace_the_sweeps_own(tmp_path: Path):
     assert "seed=7" in cmd and not any(c.startswith("seed=1111") for c in cmd)
 
 
+def test_overrides_may_follow_the_parts_on_the_command_line(monkeypatch: pytest.MonkeyPatch, capsys):
+    calls = []
+    monkeypatch.setattr("fuselab.cli.study.run_study", lambda study, out, extra, only: calls.append((extra, only)) or 0)
+    args = ["--experiments", str(REPO / "experiments"), "run", "connected_digits"]
+    assert study_main([*args, "--part", "attention", "rnn=gru", "--part", "fused_init", "fused_init:seed=3"]) == 0
+    assert study_main([*args, "rnn=gru", "--part", "attention"]) == 0
+    assert calls == [(["rnn=gru", "fused_init:seed=3"], ["attention", "fused_init"]), (["rnn=gru"], ["attention"])]
+    with pytest.raises(SystemExit):
+        study_main([*args, "--part", "attention", "--no-such-flag"])
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
 def test_tolerance_and_bounds_flag_disagreement():
     runs = [
         {"status": "completed", "choices": {"fusion": "early"}, "overrides": [], "metrics": {"test/acc2": v}}

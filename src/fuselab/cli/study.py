@@ -44,7 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rep = sub.add_parser("report")
     rep.add_argument("name")
-    a = parser.parse_args(argv)
+    # overrides may come before or after --part (argparse alone takes them only before it)
+    a, extra = parser.parse_known_args(argv)
+    if extra and (a.command != "run" or any(x.startswith("-") for x in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        a.overrides = [*a.overrides, *extra]
     experiments, outputs = Path(a.experiments), Path(a.outputs).resolve()
     try:
         if a.command == "list":
