@@ -16,7 +16,7 @@ from fixtures_data import write_affect, write_avmnist, write_mmimdb
 from fuselab.cli.study import main as study_main
 from fuselab.reports.compare import find_summaries
 from fuselab.reports.studies.cells import check_cell, side_by_side
-from fuselab.reports.studies.report import reproduction_lines
+from fuselab.reports.studies.report import budget_line, reproduction_lines
 from fuselab.reports.studies.run import sweep_command
 from fuselab.reports.studies.spec import load_study
 from fuselab.training.callbacks import ValidationHistory
@@ -407,3 +407,10 @@ def test_a_run_that_reached_its_cap_inside_the_patience_window_had_not_converged
     assert [s["converged"] for s in find_summaries([tmp_path / "no_stopper"])] == [True]
     assert [s["converged"] for s in find_summaries([tmp_path / "no_config"])] == [True]
     assert len(find_summaries([tmp_path])) == 3
+
+
+def test_the_budget_line_names_parts_whose_budget_differs():
+    line = budget_line(load_study("avmnist_encoders", REPO / "experiments"), [])
+    assert "trainer.max_epochs: 15 (lenet), 30 (default)" in line
+    assert "trainer.min_epochs=5" in line and "trainer.limit_train_batches=100" in line
+    assert "callbacks.early_stopping.patience=3" in line

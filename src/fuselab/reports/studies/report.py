@@ -19,6 +19,7 @@ from fuselab.reports.tables import markdown_table
 
 BUDGET_KEYS = (
     "trainer.max_epochs",
+    "trainer.min_epochs",
     "trainer.max_steps",
     "trainer.limit_train_batches",
     "callbacks",
@@ -29,8 +30,15 @@ BUDGET_KEYS = (
 
 def budget_line(study: Study, summaries: list[dict[str, Any]]) -> str:
     """The training budget the sweep sets, and how many runs ended still improving."""
-    set_by = {o.split("=", 1)[0]: o.split("=", 1)[1] for p in study.parts for o in p.overrides if "=" in o}
-    budget = ", ".join(f"{k}={set_by[k]}" for k in BUDGET_KEYS if k in set_by) or "the configs' defaults"
+    per_part = {p.name: dict(o.split("=", 1) for o in p.overrides if "=" in o) for p in study.parts}
+    entries = []
+    for key in BUDGET_KEYS:
+        values = {part: sets[key] for part, sets in per_part.items() if key in sets}
+        if len(set(values.values())) == 1 and len(values) == len(per_part):
+            entries.append(f"{key}={next(iter(values.values()))}")
+        elif values:  # parts that differ (or set it only for some) are named
+            entries.append(f"{key}: " + ", ".join(f"{v} ({part})" for part, v in values.items()))
+    budget = ", ".join(entries) or "the configs' defaults"
     tracked = [s for s in summaries if s.get("status") == "completed" and "converged" in s]
     open_ended = sum(1 for s in tracked if s["converged"] is False)
     stopped = sum(1 for s in tracked if s.get("stopped_early"))
