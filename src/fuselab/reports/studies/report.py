@@ -164,7 +164,7 @@ def report_study(study: Study, outputs: Path) -> Path:
         lines += ["", f"Parts not run yet: {', '.join(missing)}."]
     lines += [
         "",
-        f"## Against the reference ({ref.get('source', 'no source given')})",
+        f"## Against the reference ({ref['source']})" if ref.get("source") else "## Reference",
         "",
     ]
     if results:
