@@ -110,6 +110,10 @@ def test_minilm_feeds_a_gru_through_data_hf_frozen_or_top_layer_tuned(tmp_path: 
 
     assert same("encoder.layer.4.output.dense.weight")  # below the tuned layers: as loaded
     assert same("encoder.layer.5.output.dense.weight") == (train_layers == 0)  # the top layer trains when asked
+    minilm = sum(v.numel() for v in fresh.values())
+    top_layer = sum(v.numel() for k, v in fresh.items() if k.startswith("encoder.layer.5."))
+    frozen = summary["num_parameters"] - summary["trainable_parameters"]
+    assert frozen == minilm - (top_layer if train_layers == 1 else 0)  # counted and written to summary.json
 
 
 # ---- image backbones (random weights, saved to a local folder as a user's model would be) --------

@@ -49,6 +49,7 @@ def test_init_from_and_freeze_change_exactly_the_named_parameters(source_run: Pa
     after = weights(summary["best_checkpoint"])
     signal = [k for k in after if k.startswith("body.encoders.signal.")]
     assert t["frozen"] == signal and t["frozen_parameters"] == sum(after[k].numel() for k in signal)
+    assert summary["num_parameters"] - summary["trainable_parameters"] == t["frozen_parameters"]
     for k in signal:  # loaded, then never trained
         assert torch.equal(after[k], src[k]), k
     # loaded but trained: moved away from the source

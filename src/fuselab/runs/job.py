@@ -138,6 +138,11 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     transfer = apply_transfer(task.model, cfg.model, data)
     if transfer:
         summary.update(transfer=transfer)
+    total = sum(p.numel() for p in task.parameters())
+    trainable = sum(p.numel() for p in task.parameters() if p.requires_grad)
+    # frozen: pretrained encoders' layers below train_layers, model.freeze, frozen word vectors
+    log.info("parameters: %d trainable, %d frozen (%d in all)", trainable, total - trainable, total)
+    summary.update(num_parameters=total, trainable_parameters=trainable)
     loggers = build_loggers(cfg, ctx["choices"], list(data.modalities), group=ctx["group"])
     callbacks = build_callbacks(cfg, task.monitor, with_logger=bool(loggers))
     counter = StepCounter()
@@ -183,7 +188,6 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
         last_checkpoint=last,
         monitor=monitor,
         modalities=list(data.modalities),
-        num_parameters=sum(p.numel() for p in task.parameters()),
         per_class=task.per_class or None,
     )
     finish_loggers(loggers, metrics, monitor)
