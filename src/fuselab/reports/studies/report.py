@@ -175,14 +175,14 @@ def report_study(study: Study, outputs: Path) -> Path:
             where = ", ".join(f"{k}={v}" for k, v in r.where.items()) or "all runs"
             mark = {True: "yes", False: "**no**", None: "-"}[r.agrees] + ("" if r.checked else " (reference unchecked)")
             if r.budget_limited:
-                mark = f"budget-limited ({r.budget_limited} runs still improving at their last epoch)"
+                mark = f"budget-limited ({r.budget_limited} runs had not converged at their epoch cap)"
             cells.append([where, r.metric, format_cell(r), r.reference, mark])
         lines.append(markdown_table(["cell", "metric", "measured", "reference", "agrees"], cells))
         agreed = [r.agrees for r in results if r.agrees is not None]
         limited = sum(1 for r in results if r.budget_limited)
         not_run = len(results) - len(agreed) - limited
         tail = (
-            (f"; {limited} budget-limited (no verdict: runs still improving at their last epoch)" if limited else "")
+            (f"; {limited} budget-limited (no verdict: runs had not converged at their epoch cap)" if limited else "")
             + (f"; {not_run} not run" if not_run else "")
             + "."
         )
