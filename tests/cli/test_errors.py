@@ -65,3 +65,5 @@ def test_a_run_that_had_not_converged_says_so_after_its_metrics(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "not converged: val/acc last improved at epoch 8, within the early-stopping patience (3)" in out
     assert "raise trainer.max_epochs" in out and "best checkpoint" not in out  # no file claimed that is not there
+    report_metrics({**summary, "converged": False, "best_epoch": 4, "monitor": "val/acc"})
+    assert "val/acc last improved at epoch 4, the final epoch;" in " ".join(capsys.readouterr().out.split())

@@ -62,10 +62,10 @@ def report_metrics(summary: dict[str, Any]) -> None:
     console.print(table)
     if summary.get("converged") is False:
         patience = summary.get("patience")
-        within = f"within the early-stopping patience ({patience})" if patience else "in the last epoch"
+        where = f"within the early-stopping patience ({patience}) of the final epoch" if patience else "the final epoch"
         console.print(
             f"not converged: {summary.get('monitor') or 'the monitored metric'} last improved at epoch "
-            f"{summary.get('best_epoch')}, {within} of the final epoch; the budget decided these numbers "
+            f"{summary.get('best_epoch')}, {where}; the budget decided these numbers "
             "(raise trainer.max_epochs to train on)",
             markup=False,
             highlight=False,
