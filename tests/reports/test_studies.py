@@ -413,4 +413,10 @@ def test_the_budget_line_names_parts_whose_budget_differs():
     line = budget_line(load_study("avmnist_encoders", REPO / "experiments"), [])
     assert "trainer.max_epochs: 15 (lenet), 30 (default)" in line
     assert "trainer.min_epochs=5" in line and "trainer.limit_train_batches=100" in line
-    assert "callbacks.early_stopping.patience=3" in line
+    assert "callbacks.early_stopping.patience=3" in line and "another budget" not in line
+    runs = [
+        {"_study_part": "lenet", "overrides": ["trainer.max_epochs=15", "seed=1"]},
+        {"_study_part": "default", "overrides": ["trainer.max_epochs=25", "seed=1"]},
+    ]
+    line = budget_line(load_study("avmnist_encoders", REPO / "experiments"), runs)
+    assert "(1 runs were trained with another budget" in line

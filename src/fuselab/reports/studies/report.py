@@ -39,6 +39,17 @@ def budget_line(study: Study, summaries: list[dict[str, Any]]) -> str:
         elif values:  # parts that differ (or set it only for some) are named
             entries.append(f"{key}: " + ", ".join(f"{v} ({part})" for part, v in values.items()))
     budget = ", ".join(entries) or "the configs' defaults"
+    # runs kept from an earlier protocol of the study (their budget overrides differ from today's)
+    older = sum(
+        1
+        for s in summaries
+        if any(
+            k in BUDGET_KEYS and per_part.get(s.get("_study_part"), {}).get(k, v) != v
+            for k, v in (o.split("=", 1) for o in s.get("overrides", []) if "=" in o)
+        )
+    )
+    if older:
+        budget += f" ({older} runs were trained with another budget: see the columns of the tables below)"
     tracked = [s for s in summaries if s.get("status") == "completed" and "converged" in s]
     open_ended = sum(1 for s in tracked if s["converged"] is False)
     stopped = sum(1 for s in tracked if s.get("stopped_early"))
