@@ -116,6 +116,6 @@ class PaddedCollate:
         if self.target_spec.is_generation:
             return token_targets([np.asarray(v) for v in values])
         if self.target_spec.kind == "multiclass":
-            return torch.as_tensor(np.asarray(values, dtype=np.int64))
-        y = torch.as_tensor(np.asarray(values, dtype=np.float32))
+            return torch.as_tensor(np.require(values, dtype=np.int64, requirements="W"))
+        y = torch.as_tensor(np.require(values, dtype=np.float32, requirements="W"))
         return y.reshape(len(y), -1) if self.target_spec.kind == "multilabel" or y.ndim > 1 else y.reshape(-1, 1)
