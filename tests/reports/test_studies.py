@@ -239,6 +239,39 @@ def test_reproduction_flags_groups_that_moved():
     assert any("fusion=late" in line and "+0.1000" in line for line in lines)
 
 
+def test_reproduction_matches_groups_whose_budget_column_disappeared_and_names_the_rest():
+    # the previous report split GRU runs by a budget column that no longer varies
+    previous = {
+        "written_at": "t0",
+        "groups": {
+            "hier": [
+                {"key": {"rnn": "gru", "trainer.max_epochs": "25"}, "metric": "test/wer", "mean": 0.138},
+                {"key": {"rnn": "lstm", "trainer.max_epochs": "50"}, "metric": "test/wer", "mean": 0.126},
+            ],
+            "attn": [
+                {"key": {"rnn": "gru", "trainer.max_epochs": "25"}, "metric": "test/wer", "mean": 0.17},
+                {"key": {"rnn": "gru", "trainer.max_epochs": "50"}, "metric": "test/wer", "mean": 0.16},
+            ],
+        },
+    }
+    current = {
+        "groups": {
+            "hier": [
+                {"key": {"rnn": "gru"}, "metric": "test/wer", "mean": 0.158},
+                {"key": {"rnn": "lstm"}, "metric": "test/wer", "mean": 0.126},
+            ],
+            "attn": [{"key": {"rnn": "gru"}, "metric": "test/wer", "mean": 0.165}],
+        }
+    }
+    lines = reproduction_lines(previous, current, 0.01)
+    assert lines[0].startswith("1 of 2 groups are within ±0.01") and "largest difference is 0.0200" in lines[0]
+    assert any("hier" in line and "rnn=gru" in line and "+0.0200" in line for line in lines)
+    # two earlier groups fit the merged one: neither is picked, both are named
+    note = next(line for line in lines if line.startswith("Not compared"))
+    assert "2 groups" in note and "attn: rnn=gru, trainer.max_epochs=25" in note
+    assert "attn: rnn=gru, trainer.max_epochs=50" in note
+
+
 def _env_mult(tmp: Path) -> tuple[dict, list[str]]:
     files = {
         "FUSELAB_MOSI": ("mosi_data.pkl", True, 0),

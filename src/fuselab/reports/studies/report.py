@@ -102,17 +102,38 @@ def group_means(c: Comparison) -> list[dict[str, Any]]:
     return out
 
 
+def _same_on_shared(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a[k] == b[k] for k in a.keys() & b.keys())
+
+
+def _counterpart(old_groups: list[dict[str, Any]], key: dict[str, Any]) -> dict[str, Any] | None:
+    """The previous group with this key; failing that, the only one that agrees with it on the
+    columns both have (a column such as ``trainer.max_epochs`` appears only while it varies)."""
+    for g in old_groups:
+        if g["key"] == key:
+            return g
+    near = [g for g in old_groups if _same_on_shared(g["key"], key)]
+    return near[0] if len(near) == 1 else None
+
+
+def _name(key: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in key.items()) or "all runs"
+
+
 def reproduction_lines(previous: dict[str, Any], current: dict[str, Any], tolerance: float) -> list[str]:
-    """Each group's mean of the primary metric against the same group in the earlier results.json."""
-    before = {
-        (part, json.dumps(g["key"], sort_keys=True)): g for part, gs in previous.get("groups", {}).items() for g in gs
-    }
+    """Each group's mean of the primary metric against the same group in the earlier results.json;
+    the earlier groups left without a counterpart are named, not dropped silently."""
+    before = previous.get("groups", {})
+    used: set[int] = set()
     moved: list[list[str]] = []
     within, compared, worst = 0, 0, 0.0
     for part, gs in current["groups"].items():
         for g in gs:
-            old = before.get((part, json.dumps(g["key"], sort_keys=True)))
-            if old is None or old.get("mean") is None or g["mean"] is None:
+            old = _counterpart(before.get(part, []), g["key"])
+            if old is None:
+                continue
+            used.add(id(old))
+            if old.get("mean") is None or g["mean"] is None:
                 continue
             diff = g["mean"] - old["mean"]
             compared += 1
@@ -120,10 +141,22 @@ def reproduction_lines(previous: dict[str, Any], current: dict[str, Any], tolera
             if abs(diff) <= tolerance:
                 within += 1
             else:
-                name = ", ".join(f"{k}={v}" for k, v in g["key"].items()) or "all runs"
-                moved.append([part, name, g["metric"], f"{old['mean']:.4f}", f"{g['mean']:.4f}", f"{diff:+.4f}"])
+                moved.append(
+                    [part, _name(g["key"]), g["metric"], f"{old['mean']:.4f}", f"{g['mean']:.4f}", f"{diff:+.4f}"]
+                )
+    unmatched = [f"{part}: {_name(g['key'])}" for part, gs in before.items() for g in gs if id(g) not in used]
+    tail = (
+        [
+            f"Not compared ({len(unmatched)} groups of the previous report have no single counterpart here): "
+            + "; ".join(unmatched)
+            + ".",
+            "",
+        ]
+        if unmatched
+        else []
+    )
     if not compared:
-        return ["No group of this report matches a group of the previous one.", ""]
+        return ["No group of this report matches a group of the previous one.", "", *tail]
     head = [
         (
             f"{within} of {compared} groups are within ±{tolerance} of the previous report "
@@ -133,7 +166,7 @@ def reproduction_lines(previous: dict[str, Any], current: dict[str, Any], tolera
     ]
     if moved:
         head += [markdown_table(["part", "group", "metric", "previous", "now", "difference"], moved), ""]
-    return head
+    return head + tail
 
 
 def report_study(study: Study, outputs: Path) -> Path:
