@@ -41,6 +41,9 @@ def test_every_fusion_and_cell_trains(tmp_path: Path, fusion: str, cell: str):
         assert 0 <= on_disk["metrics"][key] <= (100 if key.endswith("loss") else 1), key
     assert Path(on_disk["best_checkpoint"]).is_file() and Path(on_disk["last_checkpoint"]).is_file()
     assert on_disk["wall_time_s"] > 0 and on_disk["modalities"] == ["signal", "tokens", "image"]
+    # what decides bit-for-bit reproduction on CPU is recorded with the run
+    assert on_disk["torch_threads"] == torch.get_num_threads() >= 1
+    assert on_disk["torch_version"] == torch.__version__
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "transformer"])

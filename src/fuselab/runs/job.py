@@ -117,6 +117,7 @@ def _train_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resume: str | None) -> None:
     """Steps 4 and 5 of the flow: build the run's objects, fit, validate and test the best checkpoint."""
     import pytorch_lightning as pl
+    import torch
 
     from fuselab.runs.distributed import resolve_strategy
     from fuselab.training.build import (
@@ -143,6 +144,9 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     # frozen: pretrained encoders' layers below train_layers, model.freeze, frozen word vectors
     log.info("parameters: %d trainable, %d frozen (%d in all)", trainable, total - trainable, total)
     summary.update(num_parameters=total, trainable_parameters=trainable)
+    # CPU float sums depend on the thread count: two runs of one config on different counts may
+    # part within a few epochs, so the record says what this one used
+    summary.update(torch_version=torch.__version__, torch_threads=torch.get_num_threads())
     loggers = build_loggers(cfg, ctx["choices"], list(data.modalities), group=ctx["group"])
     callbacks = build_callbacks(cfg, task.monitor, with_logger=bool(loggers))
     counter = StepCounter()
