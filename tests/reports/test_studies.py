@@ -16,7 +16,7 @@ from fixtures_data import write_affect, write_avmnist, write_mmimdb
 from fuselab.cli.study import main as study_main
 from fuselab.reports.compare import find_summaries
 from fuselab.reports.studies.cells import check_cell, side_by_side
-from fuselab.reports.studies.report import budget_line, reproduction_lines
+from fuselab.reports.studies.report import budget_line, comparison_baseline, reproduction_lines, runs_digest
 from fuselab.reports.studies.run import sweep_command
 from fuselab.reports.studies.spec import load_study
 from fuselab.training.callbacks import ValidationHistory
@@ -239,6 +239,22 @@ def test_reproduction_flags_groups_that_moved():
     assert any("fusion=late" in line and "+0.1000" in line for line in lines)
 
 
+def test_the_baseline_of_a_regenerated_report_is_the_report_before_those_runs(tmp_path: Path):
+    runs = [{"_study_part": "a", "run_dir": "/x/0-ab", "config_hash": "h", "finished_at": "t1"}]
+    digest = runs_digest(runs)
+    assert digest != runs_digest([{**runs[0], "finished_at": "t2"}])  # a re-run is other runs
+    path = tmp_path / "results.json"
+    assert comparison_baseline(path, digest) is None  # no earlier report
+    path.write_text(json.dumps({"written_at": "t0", "groups": {"a": []}}))  # from before the digest
+    assert comparison_baseline(path, digest) == {"written_at": "t0", "groups": {"a": []}}
+    earlier = {"written_at": "t0", "groups": {"a": []}}
+    path.write_text(json.dumps({"written_at": "t3", "groups": {"a": [1]}, "runs": digest, "compared_with": earlier}))
+    assert comparison_baseline(path, digest) == earlier  # regenerated: still against t0
+    assert comparison_baseline(path, "other")["written_at"] == "t3"
+    path.write_text(json.dumps({"written_at": "t3", "groups": {}, "runs": digest}))
+    assert comparison_baseline(path, digest) is None  # the only report is of these very runs
+
+
 def test_reproduction_matches_groups_whose_budget_column_disappeared_and_names_the_rest():
     # the previous report split GRU runs by a budget column that no longer varies
     previous = {
@@ -356,10 +372,17 @@ def test_paper_studies_run_on_published_layouts_and_report(name: str, tmp_path: 
     assert "not run |" not in report.split("## All groups")[0], report[:4000]
     assert (experiments / name / "results.json").exists()
     assert yaml.safe_load((experiments / name / "study.yaml").read_text())["name"] == name
-    # a second report compares itself with the first: every group is where it was
-    result = run_cli([*base, "report", name], cwd=tmp_path, env=env)
-    again = (experiments / name / "report.md").read_text()
-    assert "## Against the previous report" in again and "the largest difference is 0.0000" in again
+    # a second report from the same runs does not take the first for an earlier measurement
+    results = experiments / name / "results.json"
+    assert run_cli([*base, "report", name], cwd=tmp_path, env=env).returncode == 0
+    assert "## Against the previous report" not in (experiments / name / "report.md").read_text()
+    # made from other runs, the previous results.json is the baseline, and stays it when regenerated
+    saved = json.loads(results.read_text())
+    results.write_text(json.dumps({**saved, "runs": "other runs", "written_at": "t0"}))
+    for _ in range(2):
+        assert run_cli([*base, "report", name], cwd=tmp_path, env=env).returncode == 0
+        again = (experiments / name / "report.md").read_text()
+        assert "(written t0); the largest difference is 0.0000" in again, again[-3000:]
 
 
 def test_list_outside_a_checkout_says_where_it_looked(tmp_path: Path, capsys):

@@ -4,6 +4,7 @@ of ``report.md`` (side by side as the paper lays them out, per cell, per part), 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -169,6 +170,27 @@ def reproduction_lines(previous: dict[str, Any], current: dict[str, Any], tolera
     return head + tail
 
 
+def runs_digest(summaries: list[dict[str, Any]]) -> str:
+    """Which runs a report was made from (directory, config, finish time), as one short hash."""
+    keys = sorted(
+        f"{s.get('_study_part')}/{Path(str(s.get('run_dir', ''))).name}/{s.get('config_hash')}/{s.get('finished_at')}"
+        for s in summaries
+    )
+    return hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16]
+
+
+def comparison_baseline(path: Path, runs: str) -> dict[str, Any] | None:
+    """The report to compare with: the one in ``results.json``, unless that one was made from these
+    very runs (a report regenerated twice), in which case the report it was compared with."""
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if previous.get("runs") == runs:
+        return previous.get("compared_with")
+    return {"written_at": previous.get("written_at", "?"), "groups": previous.get("groups", {})}
+
+
 def report_study(study: Study, outputs: Path) -> Path:
     parts = [(p, study.part_dir(outputs, p)) for p in study.parts]
     ran = [(p, d) for p, d in parts if d.exists()]
@@ -287,25 +309,23 @@ def report_study(study: Study, outputs: Path) -> Path:
         for r in results
     ]
     current["written_at"] = _now()
+    current["runs"] = runs_digest(summaries)
     previous_path = study.root / RESULTS
     tolerance = float(study.spec.get("reproduce_tolerance", 0.02))
-    if previous_path.exists():
-        try:
-            previous = json.loads(previous_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            previous = None
-        if previous:
-            lines += [
-                "",
-                "## Against the previous report",
-                "",
-                (
-                    f"The committed `{RESULTS}` is the previous report's measured group means; a re-run is "
-                    f"expected to land within ±{tolerance} of each (`reproduce_tolerance`)."
-                ),
-                "",
-            ]
-            lines += reproduction_lines(previous, current, tolerance)
+    baseline = comparison_baseline(previous_path, current["runs"])
+    if baseline:
+        current["compared_with"] = baseline
+        lines += [
+            "",
+            "## Against the previous report",
+            "",
+            (
+                f"The previous `{RESULTS}` holds the measured group means of the last report from other runs; "
+                f"a re-run is expected to land within ±{tolerance} of each (`reproduce_tolerance`)."
+            ),
+            "",
+        ]
+        lines += reproduction_lines(baseline, current, tolerance)
     lines += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in sorted(plots.glob("*.png"))] + [""]
     out = study.root / "report.md"
     out.write_text("\n".join(lines))
