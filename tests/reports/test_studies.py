@@ -4,6 +4,7 @@ report puts the reference beside the measured cells; the tolerance logic flags d
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -170,6 +171,30 @@ def test_a_cell_can_be_held_against_other_groups_of_the_study():
     assert gru.agrees is True and gru.reference == "> 0.6200 (part=image_only) and 0.8200 (part=audio_only, rnn=gru)"
     assert rnn.agrees is False  # 0.60 is below the image baseline (0.62) as well as audio's 0.65
     assert lstm.agrees is None and "not run (part=audio_only, rnn=lstm)" in lstm.reference
+
+
+def test_a_verdict_closer_to_its_baseline_than_two_standard_errors_says_so():
+    def run(part, acc):
+        return {
+            "status": "completed",
+            "choices": {},
+            "overrides": [],
+            "metrics": {"test/acc": acc},
+            "_study_part": part,
+        }
+
+    runs = [run("base", v) for v in (0.90, 0.92, 0.94)] + [run("near", v) for v in (0.93, 0.95, 0.91)]
+    runs += [run("far", v) for v in (0.99, 0.98, 0.99)] + [run("one", 0.99)]
+    near = check_cell({"where": {"part": "near"}, "above": [{"part": "base"}]}, runs, "test/acc")
+    far = check_cell({"where": {"part": "far"}, "above": [{"part": "base"}]}, runs, "test/acc")
+    one = check_cell({"where": {"part": "one"}, "above": [{"part": "base"}]}, runs, "test/acc")
+    # by hand: difference 0.93 - 0.92 = 0.01; each side's std 0.02 over 3 runs: se = sqrt(2 * 0.02**2 / 3)
+    assert near.agrees is True and near.close and near.separation == pytest.approx(0.01 / math.sqrt(2 * 0.0004 / 3))
+    assert far.agrees is True and not far.close and far.separation > 2
+    assert one.agrees is True and one.separation is None and not one.close  # a single run: no spread to judge
+    # a miss inside the noise is flagged the same way
+    below = check_cell({"where": {"part": "base"}, "above": [{"part": "near"}]}, runs, "test/acc")
+    assert below.agrees is False and below.close and below.separation < 0
 
 
 def test_error_rate_cells_must_stay_below_their_baselines_by_the_margin():

@@ -27,6 +27,14 @@ class CellResult:
     checked: bool
     # runs of the cell that had not converged (best validation value within the patience of their end)
     budget_limited: int = 0
+    # above/below cells: how far the cell clears (or misses) its closest baseline, in standard
+    # errors of the difference of the two means; None when either has a single run
+    separation: float | None = None
+
+    @property
+    def close(self) -> bool:
+        """A verdict the seeds do not support: under 2 standard errors from the closest baseline."""
+        return self.agrees is not None and self.separation is not None and abs(self.separation) < 2
 
 
 def _matches(s: dict[str, str], where: dict[str, Any]) -> bool:
@@ -71,6 +79,7 @@ def check_cell(cell: dict[str, Any], summaries: list[dict[str, Any]], default_me
     mean = statistics.fmean(values) if values else math.nan
     std = statistics.stdev(values) if len(values) > 1 else math.nan
     agrees: bool | None
+    separation: float | None = None
     if "value" in cell:
         tol = float(cell.get("tolerance", 0.0))
         ref = f"{cell['value']} ± {tol}"
@@ -79,20 +88,23 @@ def check_cell(cell: dict[str, Any], summaries: list[dict[str, Any]], default_me
         side = "above" if "above" in cell else "below"
         margin = float(cell.get("margin", 0.0))
         others = cell[side] if isinstance(cell[side], list) else [cell[side]]
-        parts, means = [], []
+        parts, means, spreads = [], [], []
         for other in others:
             vals = _values(summaries, dict(other), metric)
             means.append(statistics.fmean(vals) if vals else math.nan)
+            spreads.append(statistics.variance(vals) / len(vals) if len(vals) > 1 else math.nan)
             name = ", ".join(f"{k}={v}" for k, v in other.items())
             parts.append(f"{means[-1]:.4f} ({name})" if vals else f"not run ({name})")
         by = f" by {margin}" if margin else ""
         ref = ("> " if side == "above" else "< ") + " and ".join(parts) + by
         if not values or any(math.isnan(m) for m in means):
             agrees = None
-        elif side == "above":
-            agrees = mean > max(means) + margin
         else:
-            agrees = mean < min(means) - margin
+            closest = means.index(max(means) if side == "above" else min(means))
+            clear = (mean - means[closest] - margin) if side == "above" else (means[closest] - margin - mean)
+            agrees = clear > 0
+            se = math.sqrt(std**2 / len(values) + spreads[closest]) if len(values) > 1 else math.nan
+            separation = clear / se if se > 0 else None  # a single run on either side: se is NaN
     else:
         lo, hi = cell.get("min"), cell.get("max")
         ref = " and ".join(p for p in (f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else "") if p)
@@ -114,6 +126,7 @@ def check_cell(cell: dict[str, Any], summaries: list[dict[str, Any]], default_me
         str(cell.get("citation", "")),
         bool(cell.get("checked", True)),
         limited,
+        None if limited else separation,
     )
 
 

@@ -240,6 +240,8 @@ def report_study(study: Study, outputs: Path) -> Path:
         for r in results:
             where = ", ".join(f"{k}={v}" for k, v in r.where.items()) or "all runs"
             mark = {True: "yes", False: "**no**", None: "-"}[r.agrees] + ("" if r.checked else " (reference unchecked)")
+            if r.close:
+                mark += f" (within 2 SE: {r.separation:+.1f})"
             if r.budget_limited:
                 mark = f"budget-limited ({r.budget_limited} runs had not converged at their epoch cap)"
             cells.append([where, r.metric, format_cell(r), r.reference, mark])
@@ -253,6 +255,18 @@ def report_study(study: Study, outputs: Path) -> Path:
             + "."
         )
         lines += ["", f"{sum(agreed)} of {len(agreed)} cells agree" + tail]
+        close = sum(1 for r in results if r.close)
+        if close:
+            lines += [
+                "",
+                (
+                    f"Within 2 SE ({close} of the verdicts): the cell's mean is less than two standard errors "
+                    "of the difference (each side's std/√n) from its threshold, the closest baseline's mean "
+                    "moved by the cell's margin if it has one; the signed number is that distance in those "
+                    "units, positive on the agreeing side. The seeds do not separate them: such a verdict is "
+                    "the sign of a difference, not a finding; more seeds would settle it."
+                ),
+            ]
         if unchecked:
             lines += [
                 "",
