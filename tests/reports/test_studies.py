@@ -173,15 +173,14 @@ def test_a_cell_can_be_held_against_other_groups_of_the_study():
     assert lstm.agrees is None and "not run (part=audio_only, rnn=lstm)" in lstm.reference
 
 
+def _part_run(part: str, metric: str, value: float) -> dict:
+    """A completed run's summary as a study part holds it, with one test metric."""
+    return {"status": "completed", "choices": {}, "overrides": [], "metrics": {metric: value}, "_study_part": part}
+
+
 def test_a_verdict_closer_to_its_baseline_than_two_standard_errors_says_so():
     def run(part, acc):
-        return {
-            "status": "completed",
-            "choices": {},
-            "overrides": [],
-            "metrics": {"test/acc": acc},
-            "_study_part": part,
-        }
+        return _part_run(part, "test/acc", acc)
 
     runs = [run("base", v) for v in (0.90, 0.92, 0.94)] + [run("near", v) for v in (0.93, 0.95, 0.91)]
     runs += [run("far", v) for v in (0.99, 0.98, 0.99)] + [run("one", 0.99)]
@@ -199,13 +198,7 @@ def test_a_verdict_closer_to_its_baseline_than_two_standard_errors_says_so():
 
 def test_error_rate_cells_must_stay_below_their_baselines_by_the_margin():
     def run(part, wer):
-        return {
-            "status": "completed",
-            "choices": {},
-            "overrides": [],
-            "metrics": {"test/wer": wer},
-            "_study_part": part,
-        }
+        return _part_run(part, "test/wer", wer)
 
     runs = [run("fused", 0.10), run("fused", 0.12), run("audio_only", 0.25), run("image_only", 0.18)]
     base = [{"part": "audio_only"}, {"part": "image_only"}]
