@@ -37,6 +37,12 @@ class CellResult:
         return self.agrees is not None and self.separation is not None and abs(self.separation) < 2
 
 
+def group_name(settings: Any) -> str:
+    """``k=v, k=v`` for a group's settings (a dict or its items); "all runs" when it has none."""
+    items = settings.items() if isinstance(settings, dict) else settings
+    return ", ".join(f"{k}={v}" for k, v in items) or "all runs"
+
+
 def _matches(s: dict[str, str], where: dict[str, Any]) -> bool:
     return all(str(s.get(k)) == str(v) for k, v in where.items())
 
@@ -93,7 +99,7 @@ def check_cell(cell: dict[str, Any], summaries: list[dict[str, Any]], default_me
             vals = _values(summaries, dict(other), metric)
             means.append(statistics.fmean(vals) if vals else math.nan)
             spreads.append(statistics.variance(vals) / len(vals) if len(vals) > 1 else math.nan)
-            name = ", ".join(f"{k}={v}" for k, v in other.items())
+            name = group_name(other)
             parts.append(f"{means[-1]:.4f} ({name})" if vals else f"not run ({name})")
         by = f" by {margin}" if margin else ""
         ref = ("> " if side == "above" else "< ") + " and ".join(parts) + by
@@ -162,7 +168,7 @@ def side_by_side(results: list[CellResult]) -> list[str]:
             measured = "-" if r.n == 0 else f"{r.mean:.3f}"
             unchecked = "" if r.checked else " †"
             entries.append(f"{measured} / {ref}{unchecked} {({True: '✓', False: '✗', None: '·'})[r.agrees]}")
-        body.append([", ".join(f"{k}={v}" for k, v in where) or "all runs", *entries])
+        body.append([group_name(where), *entries])
     header = ["setting", *(m.split("/")[-1] for m in metrics)]
     legend = "Side by side (measured mean / reference; ✓ agrees, ✗ does not, · not run"
     legend += "; † reference unchecked):" if any(not r.checked for r in results) else "):"

@@ -14,7 +14,7 @@ from typing import Any
 
 from fuselab.errors import ConfigError
 from fuselab.reports.compare import Comparison, compare_summaries, find_summaries, rows, write_outputs
-from fuselab.reports.studies.cells import check_cell, format_cell, side_by_side
+from fuselab.reports.studies.cells import check_cell, format_cell, group_name, side_by_side
 from fuselab.reports.studies.spec import Study
 from fuselab.reports.tables import markdown_table
 
@@ -117,10 +117,6 @@ def _counterpart(old_groups: list[dict[str, Any]], key: dict[str, Any]) -> dict[
     return near[0] if len(near) == 1 else None
 
 
-def _name(key: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in key.items()) or "all runs"
-
-
 def reproduction_lines(previous: dict[str, Any], current: dict[str, Any], tolerance: float) -> list[str]:
     """Each group's mean of the primary metric against the same group in the earlier results.json;
     the earlier groups left without a counterpart are named, not dropped silently."""
@@ -143,9 +139,9 @@ def reproduction_lines(previous: dict[str, Any], current: dict[str, Any], tolera
                 within += 1
             else:
                 moved.append(
-                    [part, _name(g["key"]), g["metric"], f"{old['mean']:.4f}", f"{g['mean']:.4f}", f"{diff:+.4f}"]
+                    [part, group_name(g["key"]), g["metric"], f"{old['mean']:.4f}", f"{g['mean']:.4f}", f"{diff:+.4f}"]
                 )
-    unmatched = [f"{part}: {_name(g['key'])}" for part, gs in before.items() for g in gs if id(g) not in used]
+    unmatched = [f"{part}: {group_name(g['key'])}" for part, gs in before.items() for g in gs if id(g) not in used]
     tail = (
         [
             f"Not compared ({len(unmatched)} groups of the previous report have no single counterpart here): "
@@ -238,7 +234,7 @@ def report_study(study: Study, outputs: Path) -> Path:
         lines += [*compact, ""] if compact else []
         cells = []
         for r in results:
-            where = ", ".join(f"{k}={v}" for k, v in r.where.items()) or "all runs"
+            where = group_name(r.where)
             mark = {True: "yes", False: "**no**", None: "-"}[r.agrees] + ("" if r.checked else " (reference unchecked)")
             if r.close:
                 mark += f" (within 2 SE: {r.separation:+.1f})"
