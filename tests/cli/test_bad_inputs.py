@@ -139,3 +139,71 @@ def test_a_reused_run_directory_keeps_the_earlier_run(tmp_path: Path):
     assert kept["status"] == "completed" and kept["metrics"] == first["metrics"]
     assert (run_dir / "attempts" / "1" / "checkpoints" / "best.ckpt").exists()
     assert json.loads((run_dir / "summary.json").read_text())["config_hash"] == second["config_hash"]
+
+
+def edited_checkpoint(earlier: Path, out: Path, edit) -> Path:
+    """A copy of the earlier run's best.ckpt whose stored config ``edit`` changed (as someone who
+    shares a checkpoint could)."""
+    import torch
+
+    ckpt = torch.load(earlier / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    edit(ckpt["hyper_parameters"]["config"])
+    torch.save(ckpt, out)
+    return out
+
+
+def _set(path: str, value):
+    def edit(config: dict) -> None:
+        *parents, last = path.split(".")
+        node = config
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("key", "target"),
+    [
+        ("rnn", "os.system"),
+        ("data", "subprocess.run"),
+        ("model.head", "fuselab.data.hf.np.save"),
+        ("model.encoders", "pathlib.Path.write_text"),
+        ("fusion", "builtins.exec"),
+        ("model.optimizer", "torch.save"),
+        ("decoder", "shutil.rmtree"),
+    ],
+)
+def test_an_edited_checkpoint_runs_no_code(key: str, target: str, tmp_path: Path, earlier_run: Path, capsys):
+    """A stored config naming any callable but fuselab's classes and torch's optimizers is refused
+    before anything is called: the command it carries never runs."""
+    marker = tmp_path / "MARKER"
+    node = {"_target_": target, "_args_": [f"touch {marker}"], "command": f"touch {marker}"}
+    ckpt = edited_checkpoint(earlier_run, tmp_path / "edited.ckpt", _set(key, node))
+    line = refused(tmp_path, earlier_run, capsys, [f"ckpt_path={ckpt}"], config="eval")
+    assert f"its stored config sets {key}._target_" in line and "refusing to build it" in line, line
+    assert not marker.exists()
+
+
+def test_an_edited_checkpoint_with_an_interpolation_is_refused(tmp_path: Path, earlier_run: Path, capsys):
+    ckpt = edited_checkpoint(earlier_run, tmp_path / "edited.ckpt", _set("data.cache_dir", "${oc.env:HOME}"))
+    line = refused(tmp_path, earlier_run, capsys, [f"ckpt_path={ckpt}"], config="eval")
+    assert "interpolation at data.cache_dir" in line, line
+
+
+def test_a_stored_trainer_or_logger_is_never_built(tmp_path: Path, earlier_run: Path):
+    """Evaluation takes its trainer, callbacks and loggers from its own config: the stored ones are
+    dropped, whatever they name, and the checkpoint evaluates as before."""
+    marker = tmp_path / "MARKER"
+    node = {"_target_": "os.system", "_args_": [f"touch {marker}"]}
+
+    def edit(config: dict) -> None:
+        config["trainer"] = node
+        config["logger"] = {"csv": node}
+
+    ckpt = edited_checkpoint(earlier_run, tmp_path / "edited.ckpt", edit)
+    cfg = compose_train([f"ckpt_path={ckpt}"], output_dir=tmp_path / "eval", config_name="eval")
+    result = run_guarded(eval_job, cfg, "fuselab-eval")
+    assert result is not None and "test/acc" in result["metrics"]
+    assert not marker.exists()

@@ -30,6 +30,19 @@ def print_error(prog: str, message: object) -> None:
     errors.print(f"{prog}: error: {message}", markup=False, highlight=False, soft_wrap=True, style="bold red")
 
 
+def check_command_line(prog: str, argv: list[str] | None = None) -> None:
+    """What must be refused before Hydra writes anything: a name that would become a folder outside
+    the output directory (``experiment_name=../x``). Exits 2 with one line."""
+    from fuselab.config.names import check_override_names
+    from fuselab.errors import ConfigError
+
+    try:
+        check_override_names(sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        print_error(prog, exc)
+        sys.exit(2)
+
+
 def run_guarded(fn: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig, prog: str) -> dict[str, Any] | None:
     """Run ``fn``. A user's mistake (:class:`~fuselab.errors.ConfigError`) exits with a one-line
     message on stderr (code 2); any other exception is a bug and keeps its traceback. In a

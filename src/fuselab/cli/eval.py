@@ -13,7 +13,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from fuselab.cli.common import report_metrics, run_guarded
+from fuselab.cli.common import check_command_line, report_metrics, run_guarded
 from fuselab.runs.job import eval_job
 
 
@@ -25,6 +25,7 @@ def _hydra_entry(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    check_command_line("fuselab-eval")
     _hydra_entry()
 
 

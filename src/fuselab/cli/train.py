@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 # Only light modules at import time: a wrong value must fail before torch and Lightning load.
-from fuselab.cli.common import report_metrics, run_guarded
+from fuselab.cli.common import check_command_line, report_metrics, run_guarded
 from fuselab.runs.context import process_rank
 from fuselab.runs.job import train_job
 
@@ -31,6 +31,7 @@ def _hydra_entry(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    check_command_line("fuselab-train")
     _hydra_entry()
 
 

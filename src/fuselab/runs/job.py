@@ -160,7 +160,7 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
 
     if cfg.get("fit", True):
         summary.update(resumed_from=resume)
-        trainer.fit(task, datamodule=dm, ckpt_path=resume)
+        trainer.fit(task, datamodule=dm, ckpt_path=resume, weights_only=True)
         if counter.steps == 0:
             where = f" resumed from {resume} at epoch {trainer.current_epoch}," if resume else ""
             raise ConfigError(
@@ -182,9 +182,9 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     if not cfg.get("fit", True):
         best = cfg.get("ckpt_path")
     metrics: dict[str, float] = {}
-    metrics.update(_merge(trainer.validate(task, datamodule=dm, ckpt_path=best, verbose=False)))
+    metrics.update(_merge(trainer.validate(task, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)))
     if cfg.get("test", True):
-        metrics.update(_merge(trainer.test(task, datamodule=dm, ckpt_path=best, verbose=False)))
+        metrics.update(_merge(trainer.test(task, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)))
     summary.update(
         metrics=metrics,
         epochs=trainer.current_epoch,

@@ -9,6 +9,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from fuselab.config.names import check_name
+
 
 def short_hash(value: Any, length: int = 8) -> str:
     """A short stable hash of a value or a list of values (job directory names)."""
@@ -31,7 +33,7 @@ def sweep_id(overrides: Any, name: Any = None) -> str:
     if fixed:
         return fixed
     if name:
-        return str(name)
+        return check_name(name, "sweep_name")
     return "sweep-" + short_hash(overrides)
 
 
@@ -41,8 +43,14 @@ def recurrent_cell(encoder: Any, default: str = "gru") -> str:
     return str(encoder) if str(encoder) in ("rnn", "lstm", "gru") else default
 
 
+def folder_name(value: Any, setting: str = "experiment_name") -> str:
+    """``value`` if it is one folder name (the run and sweep directories are made of it)."""
+    return check_name(value, setting)
+
+
 def register() -> None:
     for name, fn in (
+        ("fuselab_name", folder_name),
         ("fuselab_hash", short_hash),
         ("fuselab_sweep_id", sweep_id),
         ("fuselab_cell", recurrent_cell),

@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fuselab.config.targets import check_targets
 from fuselab.data.specs import DataDescription
 from fuselab.errors import ConfigError
 
@@ -35,6 +36,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             "evaluate it with that version or train again"
         )
     return ckpt
+
+
+# the parts of a stored run config that evaluation builds objects from; the rest (trainer,
+# callbacks, loggers) comes from the evaluation's own config and is dropped from the stored one
+REBUILT = ("data", "model", "fusion", "rnn", "decoder")
+
+
+def stored_config(config: Any, source: str, trusted: Any = None) -> dict[str, Any]:
+    """The sections of a checkpoint's stored config that evaluation rebuilds, after checking that
+    every ``_target_`` in them names a class of fuselab or a torch optimizer/scheduler (or of a
+    package the user names in ``allow_targets``). A checkpoint is someone else's file: building
+    from it must never run other code."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source} stores no run config (not a fuselab checkpoint)")
+    trusted = [str(t) for t in (trusted or [])]
+    kept = {k: v for k, v in config.items() if k in REBUILT or not isinstance(v, (dict, list))}
+    check_targets(kept, source, trusted)
+    return kept
 
 
 def check_weights_fit(task: Any, state_dict: dict[str, Any], path: str | Path) -> None:
@@ -112,7 +131,7 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"split={split} is not one of ['test', 'val']")
     ckpt = load_checkpoint(cfg.ckpt_path)
     hp = ckpt["hyper_parameters"]
-    run_cfg = OmegaConf.create(hp["config"])
+    run_cfg = OmegaConf.create(stored_config(hp["config"], f"ckpt_path={cfg.ckpt_path}", cfg.get("allow_targets")))
     dm = build_datamodule(OmegaConf.merge(run_cfg.data, cfg.get("data") or {}))
     data = describe_data(dm)
     stored = DataDescription.from_dict(hp["data"])

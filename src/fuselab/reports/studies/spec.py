@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from fuselab.config.names import check_name
 from fuselab.errors import ConfigError
 
 PART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -88,6 +89,7 @@ class Study:
 
 
 def load_study(name: str, experiments: Path) -> Study:
+    check_name(name, "study")
     folder = experiments / name
     path = folder / "study.yaml"
     if not path.is_file():
@@ -97,6 +99,10 @@ def load_study(name: str, experiments: Path) -> Study:
     for key in ("name", "metric"):
         if key not in spec:
             raise ConfigError(f"{path} has no '{key}'")
+    try:
+        check_name(spec["name"], "name")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     if "sweep" not in spec and not spec.get("parts"):
         raise ConfigError(f"{path} has neither 'sweep' nor 'parts'")
     parts = spec.get("parts") or {}
