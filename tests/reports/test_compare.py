@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import statistics
 from pathlib import Path
 
@@ -61,8 +60,8 @@ def test_groups_by_varying_axes_with_seed_statistics(sweep: Path):
 def test_cli_writes_markdown_csv_and_plots(sweep: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("report")
     assert main([str(sweep), "--out", str(out)]) == 0
-    md = " ".join((out / "compare.md").read_text().split(" "))
-    assert re.search(r"\| fusion +\| rnn +\| n +\| failed +\| test/acc +\|", md)
+    md = " ".join((out / "compare.md").read_text().split())  # markdown's column padding to one space
+    assert "| fusion | rnn | n | failed | test/acc |" in md
     with open(out / "compare.csv") as f:
         lines = list(csv.DictReader(f))
     assert len(lines) == 4 and {"test/acc mean", "test/acc std"} <= set(lines[0])
@@ -73,4 +72,29 @@ def test_cli_writes_markdown_csv_and_plots(sweep: Path, tmp_path_factory: pytest
 def test_errors_name_the_problem(tmp_path: Path):
     assert main([str(tmp_path / "missing")]) == 2
     with pytest.raises(ValueError, match="no summary.json found"):
+        compare_runs([tmp_path])
+
+
+def test_a_running_job_is_shown_as_running_and_a_corrupt_summary_is_named(sweep: Path, capsys):
+    write(sweep, "running", "running", "late", "gru", 3, None)
+    (sweep / "corrupt").mkdir()
+    (sweep / "corrupt" / "summary.json").write_text('{"status": "compl')
+    c = compare_runs([sweep])
+    header, body = rows(c)
+    assert header[:5] == ["fusion", "rnn", "n", "running", "failed"]
+    table = {tuple(r[:2]): r for r in body}
+    assert table[("late", "gru")][2:5] == ["2", "1", "0"]  # running, not failed
+    assert table[("late", "lstm")][2:5] == ["2", "0", "1"]
+    assert len(body) == 4  # the corrupt file is no group of its own
+    (what,) = c.unreadable
+    assert str(sweep / "corrupt" / "summary.json") in what and "not readable JSON" in what
+    assert main([str(sweep), "--no-plots"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"left out, unreadable: {sweep / 'corrupt' / 'summary.json'} is not readable JSON" in out
+
+
+def test_only_unreadable_summaries_are_named_in_the_error(tmp_path: Path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "summary.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"unreadable: .*a/summary.json holds no summary object"):
         compare_runs([tmp_path])

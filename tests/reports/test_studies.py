@@ -386,7 +386,7 @@ def test_paper_studies_run_on_published_layouts_and_report(name: str, tmp_path: 
     assert result.returncode == 0, result.stderr[-2000:]
     report = re.sub(" +", " ", (experiments / name / "report.md").read_text())  # cells are padded
     assert row in report and reference in report, report[:3000]
-    assert f"{runs} runs (0 not completed)" in report, report[:600]
+    assert f"{runs} runs ({runs} completed)" in report, report[:600]
     assert "not run |" not in report.split("## All groups")[0], report[:4000]
     assert (experiments / name / "results.json").exists()
     assert yaml.safe_load((experiments / name / "study.yaml").read_text())["name"] == name
@@ -494,3 +494,38 @@ def test_the_budget_line_names_parts_whose_budget_differs():
     ]
     line = budget_line(load_study("avmnist_encoders", REPO / "experiments"), runs)
     assert "(1 runs were trained with another budget" in line
+
+
+def test_a_report_from_fewer_runs_never_replaces_a_fuller_one(tmp_path: Path, capsys):
+    """Regenerating with part of the runs gone writes report.partial.md beside the committed report,
+    names what is missing, and leaves report.md, results.json and plots/ byte for byte."""
+    experiments, outputs = tmp_path / "experiments", tmp_path / "outputs"
+    (experiments / "tiny").mkdir(parents=True)
+    (experiments / "tiny" / "study.yaml").write_text(
+        "name: tiny\nmetric: test/acc\nquestion: which fusion?\nsweep:\n  - fusion=early,late\n  - seed=1,2\n"
+    )
+    runs = outputs / "studies" / "tiny" / "multiruns" / "runs"
+    for i, (fusion, seed, acc) in enumerate([("early", 1, 0.8), ("early", 2, 0.9), ("late", 1, 0.5), ("late", 2, 0.6)]):
+        (runs / f"{i}-x").mkdir(parents=True)
+        summary = {**_part_run("runs", "test/acc", acc), "overrides": [f"fusion={fusion}", f"seed={seed}"]}
+        summary.update(run_dir=str(runs / f"{i}-x"), monitor="val/acc")
+        (runs / f"{i}-x" / "summary.json").write_text(json.dumps(summary))
+    base = ["--experiments", str(experiments), "--outputs", str(outputs)]
+    assert study_main([*base, "report", "tiny"]) == 0
+    root = experiments / "tiny"
+    assert "4 runs (4 completed)" in (root / "report.md").read_text()
+    kept = {p.name: p.read_bytes() for p in [root / "report.md", root / "results.json", *(root / "plots").iterdir()]}
+    shutil.rmtree(runs / "3-x")
+    (runs / "2-x" / "summary.json").write_text("{not json")
+    capsys.readouterr()
+    assert study_main([*base, "report", "tiny"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "report.partial.md: these runs lack numbers the previous report has" in out
+    after = {p.name: p.read_bytes() for p in [root / "report.md", root / "results.json", *(root / "plots").iterdir()]}
+    assert after == kept
+    partial = (root / "report.partial.md").read_text()
+    assert "2 runs (2 completed)" in partial
+    assert "runs: fusion=late had 2 runs, now 0" in partial
+    assert "Parts with fewer runs than their sweep launches: runs (2 of 4)" in partial
+    assert f"Left out, unreadable: {runs / '2-x' / 'summary.json'} is not readable JSON" in partial
+    assert (root / "plots.partial").is_dir()  # this report's plots, beside the kept ones

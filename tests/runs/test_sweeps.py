@@ -40,7 +40,8 @@ def test_joblib_sweep_then_compare(tmp_path: Path):
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_summaries(tmp_path / "outputs" / "train" / "multiruns")
     assert len(jobs) == 8 and all(s["status"] == "completed" for s in jobs.values())
-    assert len(set(jobs)) == 8  # one directory per job
+    assert len({s["run_dir"] for s in jobs.values()}) == 8  # each job wrote its own directory
+    assert len({s["config_hash"] for s in jobs.values()}) == 8  # and trained its own config
     assert "8 completed" in result.stdout  # the sweep's own report
 
     (sweep,) = list((tmp_path / "outputs" / "train" / "multiruns").iterdir())
@@ -64,9 +65,30 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path):
         *FAST,
     ]
     result = run_cli(args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    statuses = sorted(s["status"] for s in job_summaries(tmp_path / "outputs" / "train" / "multiruns").values())
-    assert statuses == ["completed", "failed"]
+    # the sweep went on past the failed job, and its exit status says one did not complete
+    assert result.returncode == 1, result.stderr[-3000:]
+    jobs = job_summaries(tmp_path / "outputs" / "train" / "multiruns")
+    assert sorted(s["status"] for s in jobs.values()) == ["completed", "failed"]
+    assert "1 completed, 1 failed" in result.stdout
+    assert "1 of 2 jobs did not complete: exit status 1" in result.stdout
+
+
+def test_a_job_refused_by_validation_is_a_failed_job_of_the_sweep(tmp_path: Path):
+    """A job whose config is refused before it starts still has a summary.json (failed, with the
+    reason), is counted and listed, and the same command again re-runs only it."""
+    args = ["-m", "fuselab.cli.train", "-m", "rnn.hidden_size=16,-1,8", *SMALL_DATA, *FAST]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    jobs = job_summaries(tmp_path / "outputs" / "train" / "multiruns")
+    assert sorted(s["status"] for s in jobs.values()) == ["completed", "completed", "failed"]
+    (refused,) = [s for s in jobs.values() if s["status"] == "failed"]
+    assert refused["error"].startswith("refused: rnn.hidden_size=-1 is invalid: expected a positive integer")
+    assert "2 completed, 1 failed" in result.stdout
+    assert re.search(r"failed: .*1-[0-9a-f]+: refused: rnn.hidden_size=-1 is invalid", result.stdout)
+    again = run_cli(args, cwd=tmp_path)
+    assert again.returncode == 1
+    assert again.stdout.count("skipping") + again.stderr.count("skipping") == 2
+    assert "1 of 3 jobs did not complete" in again.stdout
 
 
 def test_killed_sweep_resumes_without_rerunning_finished_jobs(tmp_path: Path):

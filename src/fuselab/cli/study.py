@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fuselab.cli.common import console, print_error
 from fuselab.errors import ConfigError
-from fuselab.reports.studies.report import RESULTS, report_study
+from fuselab.reports.studies.report import PARTIAL, RESULTS, report_study
 from fuselab.reports.studies.run import run_study
 from fuselab.reports.studies.spec import load_study
 
@@ -69,6 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.command == "run":
             return run_study(study, outputs, a.overrides, a.part)
         path = report_study(study, outputs)
+        if path.name == PARTIAL:
+            console.print(
+                f"wrote {path}: these runs lack numbers the previous report has (listed at its end), so "
+                f"{path.parent / 'report.md'} and {path.parent / RESULTS} were kept",
+                markup=False,
+                soft_wrap=True,
+            )
+            return 1
         console.print(f"wrote {path} and {path.parent / RESULTS}", markup=False)
         return 0
     except ConfigError as exc:

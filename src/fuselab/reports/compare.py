@@ -9,7 +9,6 @@ a heatmap for the first two axes).
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,7 @@ from rich.table import Table
 
 from fuselab.errors import ConfigError
 from fuselab.reports.tables import markdown_table
+from fuselab.runs.sweep import job_outcome
 from fuselab.training.summary import SUMMARY, has_converged
 
 SEED_KEYS = {"seed"}
@@ -37,6 +37,7 @@ class Group:
     key: tuple[str, ...]
     runs: list[dict[str, Any]] = field(default_factory=list)
     failed: int = 0
+    running: int = 0
 
     def values(self, metric: str) -> list[float]:
         return [r["metrics"][metric] for r in self.runs if isinstance(r.get("metrics", {}).get(metric), (int, float))]
@@ -48,6 +49,12 @@ class Comparison:
     metrics: list[str]
     groups: list[Group]
     primary: str
+    # summaries that could not be read: what is wrong with each, naming its file
+    unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def any_running(self) -> bool:
+        return any(g.running for g in self.groups)
 
     def stats(self, group: Group, metric: str) -> tuple[float, float, int]:
         vals = group.values(metric)
@@ -67,10 +74,7 @@ def find_summaries(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
         for p in paths:
             if "attempts" in p.relative_to(d).parts:
                 continue  # earlier attempts of re-run jobs
-            try:
-                found.append(settle_convergence(json.loads(p.read_text()), p.parent))
-            except (OSError, json.JSONDecodeError):
-                found.append({"status": "unreadable", "run_dir": str(p.parent)})
+            found.append(settle_convergence(job_outcome(p.parent), p.parent))
     return found
 
 
@@ -122,6 +126,8 @@ def compare_runs(dirs: Sequence[str | Path], metric: str | None = None) -> Compa
 
 
 def compare_summaries(summaries: Sequence[dict[str, Any]], metric: str | None = None) -> Comparison:
+    unreadable = [str(s.get("error") or s.get("run_dir")) for s in summaries if s.get("status") == "unreadable"]
+    summaries = [s for s in summaries if s.get("status") != "unreadable"]
     per_run = [settings(s) for s in summaries]
     keys = sorted({k for s in per_run for k in s})
     axes = [k for k in keys if k not in SEED_KEYS and len({s.get(k, "-") for s in per_run}) > 1]
@@ -131,12 +137,15 @@ def compare_summaries(summaries: Sequence[dict[str, Any]], metric: str | None = 
         g = groups.setdefault(key, Group(key))
         if summary.get("status") == "completed":
             g.runs.append(summary)
+        elif summary.get("status") == "running":
+            g.running += 1
         else:
             g.failed += 1
     metrics = sorted({m for s in summaries for m, v in (s.get("metrics") or {}).items() if isinstance(v, (int, float))})
     metrics = [m for m in metrics if m.startswith("test/")] + [m for m in metrics if m.startswith("val/")]
     if not metrics:
-        raise ConfigError("no run has metrics (every one failed or is still running)")
+        named = f"; unreadable: {'; '.join(unreadable)}" if unreadable else ""
+        raise ConfigError(f"no run has metrics (every one failed or is still running){named}")
     monitors = {s.get("monitor") for s in summaries if s.get("monitor")}
     primary = metric or next(
         (m.replace("val/", "test/") for m in monitors if m.replace("val/", "test/") in metrics), metrics[0]
@@ -144,7 +153,7 @@ def compare_summaries(summaries: Sequence[dict[str, Any]], metric: str | None = 
     if primary not in metrics:
         raise ConfigError(f"--metric {primary} is not logged; choose one of {metrics}")
     ordered = sorted(groups.values(), key=lambda g: g.key)
-    return Comparison(axes=axes, metrics=metrics, groups=ordered, primary=primary)
+    return Comparison(axes=axes, metrics=metrics, groups=ordered, primary=primary, unreadable=unreadable)
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -155,11 +164,13 @@ def _fmt(mean: float, std: float) -> str:
 
 def rows(c: Comparison, metrics: Sequence[str] | None = None) -> tuple[list[str], list[list[str]]]:
     metrics = list(metrics or [c.primary] + [m for m in c.metrics if m != c.primary and m.startswith("test/")])
-    header = [*c.axes, "n", "failed", *metrics]
+    running = ["running"] if c.any_running else []
+    header = [*c.axes, "n", *running, "failed", *metrics]
     body = []
     for g in c.groups:
         stats = [c.stats(g, m) for m in metrics]
-        body.append([*g.key, str(len(g.runs)), str(g.failed), *(_fmt(m, s) for m, s, _ in stats)])
+        counts = [str(len(g.runs)), *([str(g.running)] if running else []), str(g.failed)]
+        body.append([*g.key, *counts, *(_fmt(m, s) for m, s, _ in stats)])
     return header, body
 
 
@@ -170,7 +181,10 @@ def print_table(c: Comparison, console: Console | None = None) -> None:
         table.add_column(h, justify="right" if h not in c.axes else "left")
     for r in body:
         table.add_row(*r)
-    (console or Console()).print(table)
+    console = console or Console()
+    console.print(table)
+    for what in c.unreadable:
+        console.print(f"left out, unreadable: {what}", markup=False, highlight=False, soft_wrap=True)
 
 
 def write_outputs(c: Comparison, out: Path, plots: bool = True) -> list[Path]:
@@ -180,10 +194,12 @@ def write_outputs(c: Comparison, out: Path, plots: bool = True) -> list[Path]:
         f"# Comparison\n\nPrimary metric: `{c.primary}`; mean ± std (ddof=1) over seeds, n runs per group.\n\n"
         + markdown_table(header, body)
         + "\n"
+        + "".join(f"\nLeft out, unreadable: {what}\n" for what in c.unreadable)
     )
     records = []
     for g in c.groups:
-        record: dict[str, Any] = {**dict(zip(c.axes, g.key)), "n": len(g.runs), "failed": g.failed}
+        record: dict[str, Any] = {**dict(zip(c.axes, g.key)), "n": len(g.runs), "running": g.running}
+        record["failed"] = g.failed
         for m in c.metrics:
             record[f"{m} mean"], record[f"{m} std"], _ = c.stats(g, m)
         records.append(record)

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from fuselab.errors import ConfigError
 from fuselab.runs.resolvers import SWEEP_ENV, sweep_id
-from fuselab.runs.sweep import sweep_summaries
+from fuselab.runs.sweep import FAILED_STATES, sweep_summaries
 
 
 class SweepReport(Callback):
@@ -33,6 +33,9 @@ class SweepReport(Callback):
             counts[s.get("status", "?")] = counts.get(s.get("status", "?"), 0) + 1
         console = Console()
         console.print(f"sweep {sweep_dir}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), markup=False)
+        failed = [s for s in summaries if s.get("status") in FAILED_STATES]
+        for s in failed:
+            console.print(f"  {s['status']}: {s.get('run_dir')}: {s.get('error', '')}", markup=False, soft_wrap=True)
         if summaries:
             try:
                 print_table(compare_runs([sweep_dir]), console)
@@ -45,3 +48,12 @@ class SweepReport(Callback):
                 markup=False,
             )
         console.print(f"compare again with:  fuselab-compare {sweep_dir}", soft_wrap=True, markup=False)
+        if failed:
+            # the sweep's exit status says what its jobs did (2 stays the user's mistake in the command)
+            console.print(
+                f"{len(failed)} of {len(summaries)} jobs did not complete: exit status 1 "
+                "(the same command re-runs only those)",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise SystemExit(1)

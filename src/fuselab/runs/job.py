@@ -70,12 +70,36 @@ def claim_run_dir(out_dir: Path) -> FileLock | None:
 
 def train_job(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job from a composed config; returns its summary (also written to
-    summary.json). In a multirun, a job that already completed with the same config is skipped."""
-    validate_train_config(cfg)
+    summary.json). In a multirun, a job that already completed with the same config is skipped, and
+    a job whose config is refused is recorded as failed with the reason (the sweep counts it)."""
     out_dir = Path(cfg.paths.output_dir)
+    try:
+        validate_train_config(cfg)
+    except ConfigError as exc:
+        if hydra_context()["multirun"] and process_rank() == 0:
+            record_refused_job(cfg, out_dir, exc)
+        raise
     lock = claim_run_dir(out_dir)
     try:
         return _train_job(cfg, out_dir)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def record_refused_job(cfg: DictConfig, out_dir: Path, exc: ConfigError) -> None:
+    """A sweep job refused before it started: its summary.json says failed, with the reason, so the
+    sweep's count and table include it (an earlier attempt in the directory is kept)."""
+    try:
+        lock = claim_run_dir(out_dir)
+    except ConfigError:
+        return  # the directory cannot be written (or is in use): nothing to record into
+    try:
+        archive_previous_attempt(out_dir)
+        ctx = hydra_context()
+        ctx.pop("parallel_jobs", None)
+        summary = RunSummary(out_dir, fuselab_version=__version__, config_hash=config_hash(cfg), **ctx)
+        summary.refused(exc)
     finally:
         if lock is not None:
             lock.release()

@@ -75,11 +75,30 @@ def archive_previous_attempt(out_dir: Path) -> Path | None:
     return dest
 
 
+# statuses of a sweep's jobs that make the sweep itself fail
+FAILED_STATES = ("failed", "interrupted", "unreadable")
+
+
+def job_outcome(job_dir: Path) -> dict[str, Any]:
+    """The summary of one launched job, or what stands for it: a job that ended before writing
+    one is failed, an unreadable file is named, a "running" job whose process is gone is interrupted."""
+    path = job_dir / SUMMARY
+    if not path.exists():
+        return {"status": "failed", "run_dir": str(job_dir), "error": f"no {SUMMARY}: the job ended before it started"}
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return {"status": "unreadable", "run_dir": str(job_dir), "error": f"{path} is not readable JSON ({exc})"}
+    if not isinstance(summary, dict):
+        return {"status": "unreadable", "run_dir": str(job_dir), "error": f"{path} holds no summary object"}
+    if summary.get("status") == "running" and summary.get("host") == socket.gethostname():
+        if not alive(summary.get("pid"), summary.get("host")):
+            summary = {**summary, "status": "interrupted", "error": "its process ended without finishing"}
+    return summary
+
+
 def sweep_summaries(sweep_dir: Path) -> list[dict[str, Any]]:
-    found = []
-    for path in sorted(sweep_dir.glob(f"*/{SUMMARY}")):
-        try:
-            found.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError):
-            found.append({"status": "unreadable", "run_dir": str(path.parent)})
-    return found
+    """One entry per job the sweep launched (a job directory holds Hydra's ``.hydra`` record or a
+    summary), in job order."""
+    jobs = {p.parent for p in sweep_dir.glob(f"*/{SUMMARY}")} | {p.parent for p in sweep_dir.glob("*/.hydra")}
+    return [job_outcome(d) for d in sorted(jobs)]

@@ -67,6 +67,11 @@ class RunSummary:
         self.update(status="completed", finished_at=_now(), **fields)
         self.write()
 
+    def refused(self, exc: BaseException) -> None:
+        """Failed before it started: the config was refused (the reason names the fix)."""
+        self.update(status="failed", finished_at=_now(), error=f"refused: {exc}")
+        self.write()
+
     def failed(self, exc: BaseException) -> None:
         self.update(
             status="failed",

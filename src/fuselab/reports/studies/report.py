@@ -15,7 +15,7 @@ from typing import Any
 from fuselab.errors import ConfigError
 from fuselab.reports.compare import Comparison, compare_summaries, find_summaries, rows, write_outputs
 from fuselab.reports.studies.cells import check_cell, format_cell, group_name, side_by_side
-from fuselab.reports.studies.spec import Study
+from fuselab.reports.studies.spec import Study, expected_jobs
 from fuselab.reports.tables import markdown_table
 
 BUDGET_KEYS = (
@@ -85,6 +85,8 @@ def _num(x: float) -> float | None:
 
 # ---- reproduction against the previous report -------------------------------------------------
 RESULTS = "results.json"
+# a report from fewer runs than the committed one: written beside it, never over it
+PARTIAL = "report.partial.md"
 
 
 def group_means(c: Comparison) -> list[dict[str, Any]]:
@@ -200,15 +202,17 @@ def report_study(study: Study, outputs: Path) -> Path:
         for s in found:
             s["_study_part"] = p.name
         per_part[p.name] = found
+    unreadable = [str(s.get("error")) for found in per_part.values() for s in found if s.get("status") == "unreadable"]
+    per_part = {k: [s for s in found if s.get("status") != "unreadable"] for k, found in per_part.items()}
     summaries = [s for found in per_part.values() for s in found]
     ref = study.spec.get("reference") or {}
     results = [check_cell(c, summaries, study.metric) for c in ref.get("cells", [])]
-    plots = study.root / "plots"
+    # plots are drawn into a fresh folder that replaces plots/ only when the report does
+    plots = study.root / ".plots.new"
     if plots.exists():
         shutil.rmtree(plots)
     plots.mkdir()
     several = len(study.parts) > 1
-    failed = sum(s.get("status") != "completed" for s in summaries)
     unchecked = any(not r.checked for r in results)
     lines = [
         f"# {study.name}: report",
@@ -217,13 +221,22 @@ def report_study(study: Study, outputs: Path) -> Path:
         "",
         (
             f"Measured by `fuselab-study run {study.name}` then `fuselab-study report {study.name}`: "
-            f"{len(summaries)} runs ({failed} not completed). Cells are mean ± std (ddof=1) over the runs that match."
+            f"{run_counts(summaries)}. Cells are mean ± std (ddof=1) over the runs that match."
         ),
     ]
     lines += ["", budget_line(study, summaries)]
     missing = [p.name for p, d in parts if not d.exists()]
     if missing:
         lines += ["", f"Parts not run yet: {', '.join(missing)}."]
+    short = [
+        f"{p.name} ({len(per_part[p.name])} of {n})"
+        for p, _ in ran
+        if (n := expected_jobs(p.overrides)) is not None and len(per_part[p.name]) < n
+    ]
+    if short:
+        lines += ["", f"Parts with fewer runs than their sweep launches: {', '.join(short)}."]
+    if unreadable:
+        lines += ["", "Left out, unreadable: " + "; ".join(unreadable) + "."]
     lines += [
         "",
         f"## Against the reference ({ref['source']})" if ref.get("source") else "## Reference",
@@ -336,11 +349,63 @@ def report_study(study: Study, outputs: Path) -> Path:
             "",
         ]
         lines += reproduction_lines(baseline, current, tolerance)
-    lines += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in sorted(plots.glob("*.png"))] + [""]
-    out = study.root / "report.md"
+    lost = lacking(previous_path, current)
+    if lost:
+        lines += [
+            "",
+            "## Partial: the previous report was kept",
+            "",
+            f"`report.md` and `{RESULTS}` were not written over: the previous report holds numbers these runs "
+            f"lack ({'; '.join(lost)}). Run the missing jobs (`fuselab-study run {study.name}`; finished jobs are "
+            "skipped), then report again.",
+        ]
+    final = study.root / ("plots.partial" if lost else "plots")
+    pngs = sorted(p.name for p in plots.glob("*.png"))
+    lines += ["", "## Plots", ""] + [f"![{Path(n).stem}]({final.name}/{n})" for n in pngs] + [""]
+    if final.exists():
+        shutil.rmtree(final)
+    plots.rename(final)
+    out = study.root / (PARTIAL if lost else "report.md")
     out.write_text("\n".join(lines))
-    previous_path.write_text(json.dumps(current, indent=1) + "\n")
+    if not lost:
+        previous_path.write_text(json.dumps(current, indent=1) + "\n")
+        (study.root / PARTIAL).unlink(missing_ok=True)
+        shutil.rmtree(study.root / "plots.partial", ignore_errors=True)
     return out
+
+
+def run_counts(summaries: list[dict[str, Any]]) -> str:
+    """``12 runs (10 completed, 1 failed, 1 running)``."""
+    counts: dict[str, int] = {}
+    for s in summaries:
+        counts[str(s.get("status"))] = counts.get(str(s.get("status")), 0) + 1
+    order = sorted(counts, key=lambda k: (k != "completed", k))
+    return f"{len(summaries)} runs ({', '.join(f'{counts[k]} {k}' for k in order) or 'none'})"
+
+
+def lacking(previous_path: Path, current: dict[str, Any]) -> list[str]:
+    """What the committed results.json measured that ``current`` does not: a group or a cell with
+    fewer runs (or none). A partial report must not replace a fuller one."""
+    try:
+        previous = json.loads(previous_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    lost = []
+    for part, groups in (previous.get("groups") or {}).items():
+        now = current["groups"].get(part, [])
+        for g in groups:
+            if not g.get("n"):
+                continue
+            match = next((c for c in now if c["key"] == g["key"]), None)
+            have = match["n"] if match else 0
+            if have < g["n"]:
+                lost.append(f"{part}: {group_name(g['key']) or 'all'} had {g['n']} runs, now {have}")
+    now_cells = {(json.dumps(c["where"], sort_keys=True), c["metric"]): c for c in current.get("cells", [])}
+    for c in previous.get("cells") or []:
+        match = now_cells.get((json.dumps(c.get("where"), sort_keys=True), c.get("metric")))
+        if c.get("n") and (match is None or (match.get("n") or 0) < c["n"]):
+            lost.append(f"cell {group_name(c.get('where') or {})} had {c['n']} runs, now {(match or {}).get('n') or 0}")
+    return lost
 
 
 def _now() -> str:

@@ -124,6 +124,29 @@ def load_study(name: str, experiments: Path) -> Study:
     return study
 
 
+def expected_jobs(overrides: Sequence[str]) -> int | None:
+    """How many jobs a sweep of ``overrides`` launches (the product of its swept choices), or None
+    when Hydra cannot tell without running it (e.g. a sweeper's search space)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception:  # noqa: BLE001 - an override Hydra cannot parse fails at run time, not here
+        return None
+    total, last = 1, {}
+    for o in parsed:
+        if o.is_sweep_override():
+            try:
+                last[o.key_or_group] = len(list(o.sweep_string_iterator()))
+            except Exception:  # noqa: BLE001 - interval sweeps have no count
+                return None
+        else:
+            last.pop(o.key_or_group, None)
+    for n in last.values():
+        total *= n
+    return total
+
+
 def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
