@@ -27,6 +27,7 @@ import numpy as np
 
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.files import load_pickle, require_file, verify_sha256
+from fuselab.data.sources import content_stamp
 from fuselab.data.specs import ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
@@ -100,8 +101,7 @@ class AffectDataModule(PairedDataModule):
         return {
             "version": 1,
             "path": str(p),
-            "size": p.stat().st_size,
-            "mtime": int(p.stat().st_mtime),
+            "content": content_stamp(p, self.cache_dir),
             "layout": self.layout,
             "clean": self.clean,
         }

@@ -22,6 +22,7 @@ import numpy as np
 
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.files import load_npy
+from fuselab.data.sources import content_stamp
 from fuselab.data.specs import ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
@@ -30,10 +31,6 @@ FIX = (
     "`fuselab-prepare avmnist`."
 )
 CHUNK = 5000
-
-
-def _signature(path: Path) -> list[Any]:
-    return [path.name, path.stat().st_size, int(path.stat().st_mtime)] if path.exists() else [path.name, None]
 
 
 class AVMNISTDataModule(PairedDataModule):
@@ -72,7 +69,7 @@ class AVMNISTDataModule(PairedDataModule):
             "data_dir": str(self.data_dir),
             "audio_as": self.audio_as,
             "val_size": self.val_size,
-            "files": {k: _signature(p) for k, p in self.files().items()},
+            "files": {k: [p.name, *content_stamp(p, self.cache_dir)[1:]] for k, p in self.files().items()},
         }
 
     def _load(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -36,6 +36,7 @@ import numpy as np
 
 from fuselab.data.collate import REFERENCES_COLUMN
 from fuselab.data.datamodule import PairedDataModule, PreparedData
+from fuselab.data.sources import content_stamp
 from fuselab.data.specs import SPECIAL_TOKENS, UNK_ID, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
@@ -137,8 +138,8 @@ class CaptionsDataModule(PairedDataModule):
 
     def fingerprint(self) -> dict[str, Any]:
         stamps = {
-            p.name: (p.stat().st_size, int(p.stat().st_mtime))
-            for p in [*self.root.glob("*.txt"), *self.root.glob("annotations/*.json")]
+            p.name: content_stamp(p, self.cache_dir)[1:]
+            for p in sorted([*self.root.glob("*.txt"), *self.root.glob("annotations/*.json")])
         }
         return {"version": 1, "root": str(self.root), "sources": stamps, **self.params}
 

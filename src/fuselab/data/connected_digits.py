@@ -36,6 +36,7 @@ import numpy as np
 from fuselab.data.audio_features import log_mel, trim_silence
 from fuselab.data.avmnist_build import find_mnist, read_wav
 from fuselab.data.datamodule import PairedDataModule, PreparedData
+from fuselab.data.sources import content_stamp
 from fuselab.data.specs import SPECIAL_TOKENS, ModalitySpec, TargetSpec
 from fuselab.data.synthetic_generation import digit_vocabulary, hidden_positions
 from fuselab.errors import ConfigError
@@ -75,12 +76,14 @@ def source_dirs(dataset: str, mnist_dir: str | None, fsdd_dir: str | None) -> tu
     return dirs
 
 
-def source_fingerprint(mnist_dir: Path, fsdd_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
-    """The cache key of a dataset built from these folders: their files' sizes and times, and
-    the dataset's settings."""
+def source_fingerprint(
+    mnist_dir: Path, fsdd_dir: Path, params: dict[str, Any], cache_dir: Path | None = None
+) -> dict[str, Any]:
+    """The cache key of a dataset built from these folders: their files' contents (every MNIST idx
+    file, every file of the FSDD folder), and the dataset's settings."""
     sources = sorted(mnist_dir.glob("*idx*")) + [fsdd_dir]
-    stamps = {str(p): (p.stat().st_size, int(p.stat().st_mtime)) for p in sources if p.exists()}
-    return {"version": 1, "sources": stamps, **params}
+    stamps = {str(p): content_stamp(p, cache_dir)[1:] for p in sources if p.exists()}
+    return {"version": 2, "sources": stamps, **params}
 
 
 class ConnectedDigitsDataModule(PairedDataModule):
@@ -138,7 +141,7 @@ class ConnectedDigitsDataModule(PairedDataModule):
         return ["audio", "image"]
 
     def fingerprint(self) -> dict[str, Any]:
-        return source_fingerprint(self.mnist_dir, self.fsdd_dir, self.params)
+        return source_fingerprint(self.mnist_dir, self.fsdd_dir, self.params, self.cache_dir)
 
     # ---- building ----------------------------------------------------------------------------
     def _recordings(self) -> dict[str, dict[int, list[tuple[str, Path]]]]:

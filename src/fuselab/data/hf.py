@@ -30,6 +30,7 @@ from fuselab.data import frozen_features
 from fuselab.data import text as textlib
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.images import IMAGE_SETTINGS, image_of, image_shape, video_of
+from fuselab.data.sources import content_stamp
 from fuselab.data.specs import MODALITY_KINDS, TARGET_KINDS, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
@@ -43,12 +44,10 @@ VAL_NAMES = ("validation", "val", "valid", "dev")
 log = logging.getLogger(__name__)
 
 
-def _stamp(path: str) -> list[Any]:
-    p = Path(path).expanduser()
-    return [str(p.resolve()), int(p.stat().st_mtime)] if p.exists() else [str(path)]
-
-
-def _load(source: str, name: str | None) -> datasets.DatasetDict:
+def _load(source: str, name: str | None, scratch: Path | None = None) -> datasets.DatasetDict:
+    """The dataset at ``source``. Local parquet/arrow files are read into ``scratch`` (this
+    preparation's own folder), never into the datasets library's shared cache, which keys local
+    files by path and time and would hand back the old rows of a file rewritten in place."""
     p = Path(source).expanduser()
     try:
         if p.is_dir() and (p / "dataset_dict.json").exists():
@@ -64,7 +63,7 @@ def _load(source: str, name: str | None) -> datasets.DatasetDict:
             for f in files:
                 split = next((s for s in ("train", *VAL_NAMES, "test") if f.stem.startswith(s)), "train")
                 by_split.setdefault(split, []).append(str(f))
-            return datasets.load_dataset(fmt, data_files=by_split)
+            return datasets.load_dataset(fmt, data_files=by_split, cache_dir=str(scratch) if scratch else None)
         return datasets.load_dataset(source, name)
     except ConfigError:
         raise
@@ -161,19 +160,22 @@ class HFDataModule(PairedDataModule):
 
     def fingerprint(self) -> dict[str, Any]:
         p = Path(self.source).expanduser()
-        stamp = [str(p.resolve()), int(p.stat().st_mtime)] if p.exists() else [self.source, self.config_name]
+        stamp = content_stamp(p, self.cache_dir) if p.exists() else [self.source, self.config_name]
         return {
-            "version": 1,
+            "version": 2,
             "source": stamp,
+            "num_outputs": self.num_outputs,
             "columns": self.columns,
             "target_column": self.source_target_column,
             "target_kind": self.target_kind,
             "val_fraction": self.val_fraction,
             "split_seed": self.split_seed,
             "bad_rows": self.bad_rows,
-            "tokenizers": {m: _stamp(c["tokenizer"]) for m, c in self.columns.items() if c.get("tokenizer")},
+            "tokenizers": {
+                m: content_stamp(c["tokenizer"], self.cache_dir) for m, c in self.columns.items() if c.get("tokenizer")
+            },
             "encoders": {
-                m: _stamp(next(iter(c["encode_with"].values())))
+                m: content_stamp(next(iter(c["encode_with"].values())), self.cache_dir)
                 for m, c in self.columns.items()
                 if c.get("encode_with")
             },
@@ -221,7 +223,7 @@ class HFDataModule(PairedDataModule):
         return ds.select([i for i in range(len(ds)) if i not in bad]), len(bad)
 
     def build(self) -> PreparedData:
-        raw = _load(self.source, self.config_name)
+        raw = _load(self.source, self.config_name, self._scratch)
         if "train" not in raw:
             raise ConfigError(f"data.source={self.source} has splits {list(raw)}; a 'train' split is needed")
         val = next((s for s in VAL_NAMES if s in raw), None)

@@ -19,6 +19,7 @@ import numpy as np
 
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.files import require_file
+from fuselab.data.sources import content_stamp
 from fuselab.data.specs import ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
@@ -80,8 +81,7 @@ class MMIMDbDataModule(PairedDataModule):
         return {
             "version": 1,
             "path": str(p),
-            "size": p.stat().st_size,
-            "mtime": int(p.stat().st_mtime),
+            "content": content_stamp(p, self.cache_dir),
             "image_source": self.image_source,
             "split_ends": list(self.split_ends),
         }

@@ -114,7 +114,7 @@ class MovingDigitsDataModule(PairedDataModule):
         return ["video", "audio"]
 
     def fingerprint(self) -> dict[str, Any]:
-        return source_fingerprint(self.mnist_dir, self.fsdd_dir, self.params)
+        return source_fingerprint(self.mnist_dir, self.fsdd_dir, self.params, self.cache_dir)
 
     def build(self) -> PreparedData:
         p = self.params
