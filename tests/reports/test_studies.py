@@ -17,7 +17,8 @@ from fixtures_data import write_affect, write_avmnist, write_mmimdb
 from fuselab.cli.study import main as study_main
 from fuselab.reports.compare import find_summaries
 from fuselab.reports.studies.cells import check_cell, side_by_side
-from fuselab.reports.studies.report import budget_line, comparison_baseline, reproduction_lines, runs_digest
+from fuselab.reports.studies.previous import comparison_baseline, reproduction_lines, runs_digest
+from fuselab.reports.studies.report import budget_line
 from fuselab.reports.studies.run import sweep_command
 from fuselab.reports.studies.spec import load_study
 from fuselab.training.callbacks import ValidationHistory
