@@ -13,7 +13,7 @@ def write_avmnist(root: Path, n_train: int = 40, n_test: int = 12, seed: int = 0
     for m in ("image", "audio"):
         (root / m).mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("test", n_test)):
-        labels = rng.integers(0, 10, size=n)
+        labels = rng.permutation(np.arange(n) % 10)  # every class in each split (and in train after val)
         img = rng.uniform(0, 255, size=(n, 784) if flat_images else (n, 28, 28)).astype(np.float32)
         np.save(root / "image" / f"{split}_data.npy", img)
         np.save(root / "audio" / f"{split}_data.npy", rng.uniform(0, 255, size=(n, 112, 112)).astype(np.float32))

@@ -29,6 +29,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Sampler
 
 from fuselab.data.arrow import ArrowSplit
+from fuselab.data.checks import check_splits
 from fuselab.data.chunks import rows_to_dataset
 from fuselab.data.collate import REFERENCES_COLUMN, PaddedCollate, move_batch, present_column
 from fuselab.data.specs import DataDescription, ModalitySpec, TargetSpec
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 DONE_MARKER = "fuselab_prepared.json"
 # part of every cache key: a change of what the marker holds never reuses an older cache
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: every split checked at preparation (fuselab.data.checks)
 
 
 def default_cache_dir() -> str:
@@ -246,6 +247,7 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
             if len(dsd[split]) == 0:
                 raise ConfigError(f"dataset '{self.name}': split '{split}' is empty; check its size settings")
         description = DataDescription(prepared.modalities, prepared.target, prepared.aligned)
+        check_splits(dsd, description, self.target_column, self.name)
         # Build beside the target and rename: concurrent jobs never see a half-written cache.
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
