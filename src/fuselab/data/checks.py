@@ -179,8 +179,8 @@ def check_splits(splits: datasets.DatasetDict, description: DataDescription, tar
                         continue
                     row, why = first_bad_row(arr, check)
                     raise ConfigError(
-                        f"dataset '{dataset}': split '{split}', row {offset + row}, column '{column}' ({what}): "
-                        f"{why}. Fix that row of the source (or drop it) and run again"
+                        f"dataset '{dataset}': row {offset + row} of the prepared {split} split, "
+                        f"column '{column}' ({what}): {why}. Fix that row of the source (or drop it) and run again"
                     )
             if multiclass and target_column in batch.column_names:
                 labels = np.asarray(leaves(batch.column(target_column)))
@@ -191,8 +191,8 @@ def check_splits(splits: datasets.DatasetDict, description: DataDescription, tar
                 if new.any():
                     row = int(np.argmax(new))
                     raise ConfigError(
-                        f"dataset '{dataset}': split '{split}', row {offset + row}, column '{target_column}': "
-                        f"class {labels[row]} never occurs in train (train has {len(seen)} classes: "
-                        f"{sorted(seen)[:10]}). A model cannot learn it: move such rows to train, or drop them "
-                        "from the source"
+                        f"dataset '{dataset}': row {offset + row} of the prepared {split} split, "
+                        f"column '{target_column}': class {labels[row]} never occurs in train "
+                        f"(train has {len(seen)} classes: {sorted(seen)[:10]}). A model cannot learn it: "
+                        "move such rows to train, or drop them from the source"
                     )

@@ -24,6 +24,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow.parquet as pq
 
 from fuselab.data import audio_features as audiolib
 from fuselab.data import frozen_features
@@ -63,6 +64,12 @@ def _load(source: str, name: str | None, scratch: Path | None = None) -> dataset
             for f in files:
                 split = next((s for s in ("train", *VAL_NAMES, "test") if f.stem.startswith(s)), "train")
                 by_split.setdefault(split, []).append(str(f))
+            for split, paths in by_split.items():
+                if fmt == "parquet" and all(pq.ParquetFile(f).metadata.num_rows == 0 for f in paths):
+                    raise ConfigError(
+                        f"data.source={p}: the {split} split is empty ({', '.join(Path(f).name for f in paths)} "
+                        f"{'holds' if len(paths) == 1 else 'hold'} no row); write its rows, or remove the file"
+                    )
             return datasets.load_dataset(fmt, data_files=by_split, cache_dir=str(scratch) if scratch else None)
         return datasets.load_dataset(source, name)
     except ConfigError:
@@ -71,6 +78,16 @@ def _load(source: str, name: str | None, scratch: Path | None = None) -> dataset
         raise ConfigError(
             f"data.source={source}: cannot load it ({exc}). Give a local folder or a dataset available offline"
         ) from exc
+
+
+SOURCE_ROW = "_fuselab_source_row"  # a row's index in the source's train split, when validation is carved from it
+
+
+def _where(row: dict[str, Any], i: int, split: str) -> str:
+    """Which row of the source a message names (a carved split's row i is another source row)."""
+    if SOURCE_ROW in row:
+        return f"row {row[SOURCE_ROW]} of the source's train split (fuselab's {split} split row {i})"
+    return f"row {i} of the {split} split"
 
 
 def _placeholder(kind: str, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -149,6 +166,11 @@ class HFDataModule(PairedDataModule):
                 if c["kind"] == "text":  # tokenized by the model's own tokenizer
                     c.setdefault("tokenizer", c["encode_with"]["pretrained"])
         self.source_target_column, self.target_kind, self.num_outputs = target_column, target_kind, num_outputs
+        if not 0.0 < float(val_fraction) < 1.0:
+            raise ConfigError(
+                f"data.val_fraction={val_fraction}: the share of train held out for validation (when the source has "
+                "no validation split) must lie strictly between 0 and 1, e.g. 0.1"
+            )
         self.val_fraction, self.split_seed = float(val_fraction), int(split_seed)
         if bad_rows not in ("refuse", "skip"):
             raise ConfigError(f"data.bad_rows={bad_rows!r} is not refuse or skip")
@@ -212,7 +234,7 @@ class HFDataModule(PairedDataModule):
                     continue
                 if self.bad_rows == "refuse":
                     raise ConfigError(
-                        f"data.source={self.source}: row {i} of the {split} split: column {column!r} "
+                        f"data.source={self.source}: {_where(ds[i], i, split)}: column {column!r} "
                         f"(data.columns.{m}) {reason}: {value!r}. Fix the row, or set data.bad_rows=skip to drop "
                         "such rows (they are counted)"
                     )
@@ -228,7 +250,8 @@ class HFDataModule(PairedDataModule):
             raise ConfigError(f"data.source={self.source} has splits {list(raw)}; a 'train' split is needed")
         val = next((s for s in VAL_NAMES if s in raw), None)
         train = raw["train"]
-        if val is None:
+        if val is None:  # each carved row keeps its source row, for the messages that name one
+            train = train.add_column(SOURCE_ROW, np.arange(len(train)))
             parts = train.train_test_split(test_size=self.val_fraction, seed=self.split_seed)
             train, val_ds = parts["train"], parts["test"]
         else:
@@ -292,7 +315,7 @@ class HFDataModule(PairedDataModule):
                 except ConfigError as exc:
                     if self.bad_rows == "refuse" or c["kind"] not in FILE_KINDS:
                         raise ConfigError(
-                            f"data.columns.{m}: row {i} of the {split} split: {exc}. Fix it, or set data.bad_rows=skip "
+                            f"data.columns.{m}: {_where(r, i, split)}: {exc}. Fix it, or set data.bad_rows=skip "
                             "to drop such rows (they are counted)"
                         ) from exc
                     return {
@@ -301,7 +324,15 @@ class HFDataModule(PairedDataModule):
                         "_bad": str(exc),
                     }
             for m, arr in converted.items():
-                if self.columns[m]["kind"] in ("image", "vector") and arr.shape != shapes[m]:
+                kind = self.columns[m]["kind"]
+                if kind in ("sequence", "tokens", "text") and (arr.ndim != len(shapes[m]) or len(arr) == 0):
+                    what = "an empty sequence" if arr.size == 0 else f"shape {arr.shape}"
+                    needs = f"steps of {shapes[m][-1]} features" if kind == "sequence" else "one token or more"
+                    raise ConfigError(
+                        f"data.columns.{m}: {_where(r, i, split)} holds {what}; a {kind} column needs {needs} "
+                        "in every row. Fix or drop that row of the source"
+                    )
+                if kind in ("image", "vector") and arr.shape != shapes[m]:
                     raise ConfigError(f"data.columns.{m}: a sample has shape {arr.shape}, the first had {shapes[m]}")
             return {**converted, "label": r[self.source_target_column], **({"_bad": ""} if has_audio else {})}
 
