@@ -73,6 +73,10 @@ TRAIN_CASES = {
     "no gradient accumulation step": (["+trainer.accumulate_grad_batches=0"], r"accumulate_grad_batches=0 is invalid"),
     "trainer setting Lightning refuses": (["trainer.devices=0"], r"trainer: .*devices=0"),
     "checkpoint monitor never logged": (["callbacks.model_checkpoint.monitor=val/bogus"], r"\(Lightning\) .*val/bogus"),
+    "setting the fusion does not take": (["+fusion.bogus=1"], r"fusion.bogus: FeatureFusion \(fusion\) takes no"),
+    "misspelt rnn setting": (["+rnn.hiden_size=3"], r"rnn.hiden_size: .*did you mean rnn.hidden_size\?"),
+    "misspelt trainer setting": (["+trainer.max_epoch=3"], r"did you mean trainer.max_epochs\?"),
+    "everything frozen": (["model.freeze=[body,head]"], r"no parameter of the model would train .*freeze fewer"),
 }
 
 

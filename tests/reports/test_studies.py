@@ -15,6 +15,7 @@ from conftest import REPO, compose_train, run_cli
 from fixtures_data import write_affect, write_avmnist, write_mmimdb
 
 from fuselab.cli.study import main as study_main
+from fuselab.config.nodes import check_node_keys
 from fuselab.reports.compare import find_summaries
 from fuselab.reports.studies.cells import check_cell, side_by_side
 from fuselab.reports.studies.previous import comparison_baseline, reproduction_lines, runs_digest
@@ -36,13 +37,27 @@ def first_choice(override: str) -> str:
     return f"{key}={value}"
 
 
+def every_choice(overrides: list[str]):
+    """The first choice of every override, then each other value of a sweep axis in turn."""
+    base = [first_choice(o) for o in overrides]
+    yield base
+    for i, o in enumerate(overrides):
+        key, _, value = o.partition("=")
+        if "," in value and not value.startswith("["):
+            for other in value.split(",")[1:]:
+                yield [*base[:i], f"{key}={other}", *base[i + 1 :]]
+
+
 @pytest.mark.parametrize("name", STUDIES)
 def test_every_study_composes(name: str, tmp_path: Path):
+    """Every value of every axis composes, and each built node takes every key it is given."""
     study = load_study(name, REPO / "experiments")
     assert (study.root / "README.md").exists()
     for part in study.parts:
-        cfg = compose_train([first_choice(o) for o in part.overrides], output_dir=tmp_path)
-        assert cfg.data._target_, part.name
+        for overrides in every_choice(part.overrides):
+            cfg = compose_train(overrides, output_dir=tmp_path)
+            assert cfg.data._target_, part.name
+            check_node_keys(cfg)
     for cell in (study.spec.get("reference") or {}).get("cells", []):
         assert {"value", "min", "max", "above", "below"} & set(cell), cell
         assert set(cell["where"]) <= {*study.spec["axes"], "part"}, (cell["where"], study.spec["axes"])

@@ -135,6 +135,9 @@ def validate_train_config(cfg: DictConfig) -> None:
     for key in ("data", "fusion", "rnn", "model", "trainer"):
         if key not in cfg or cfg[key] is None:
             raise ConfigError(f"the config has no '{key}' section; pick one with {key}=<name>")
+    from fuselab.config.nodes import check_node_keys
+
+    check_node_keys(cfg)
 
 
 def check_transfer(cfg: DictConfig) -> None:
