@@ -7,6 +7,8 @@ only ``ConfigError`` into a one-line message.
 
 from __future__ import annotations
 
+import errno
+
 
 class ConfigError(ValueError):
     """A config value, combination or input that cannot work; the message names the fix."""
@@ -15,6 +17,7 @@ class ConfigError(ValueError):
 # Lightning's own "your Trainer settings cannot work" (e.g. trainer.devices=0, a checkpoint
 # monitor that is never logged): matched by name, so this module imports no Lightning
 LIBRARY_USER_ERRORS = ("MisconfigurationException",)
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 
 
 def user_error(exc: BaseException) -> ConfigError | None:
@@ -26,5 +29,11 @@ def user_error(exc: BaseException) -> ConfigError | None:
             return seen
         if type(seen).__name__ in LIBRARY_USER_ERRORS:
             return ConfigError(f"(Lightning) {seen}")
+        if isinstance(seen, OSError) and seen.errno in FULL_DISK:
+            where = f" writing {seen.filename}" if seen.filename else ""
+            return ConfigError(
+                f"the disk is full{where} ({seen.strerror}); free some space, or set paths.log_dir=<dir on another "
+                "disk>, and run again (resume=auto goes on from the last checkpoint)"
+            )
         seen = seen.__cause__
     return None

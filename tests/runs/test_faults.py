@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,6 +95,53 @@ def test_nan_loss_stops_with_step_and_batch_and_keeps_the_checkpoint(tmp_path: P
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
 
 
+def test_nan_test_metrics_fail_the_run_and_keep_the_numbers(tmp_path: Path, monkeypatch):
+    """Outputs that go NaN only in testing (an fp16 overflow, extreme test inputs): not completed."""
+    original = FusionTask._step
+
+    def poisoned(self, batch, stage):
+        if stage == "test":
+            batch = {
+                **batch,
+                "inputs": {
+                    m: mb._replace(x=mb.x * float("nan")) if mb.x.is_floating_point() else mb
+                    for m, mb in batch["inputs"].items()
+                },
+            }
+        return original(self, batch, stage)
+
+    monkeypatch.setattr(FusionTask, "_step", poisoned)
+    cfg = compose_train([*SMALL_DATA, *FAST], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"test/loss=nan.*did not complete"):
+        train(cfg)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "test/loss=nan" in summary["error"]
+    assert 0 <= summary["metrics"]["val/acc"] <= 1  # validation was finite, and is kept
+
+
+def test_a_full_disk_leaves_a_failed_summary_and_one_line(tmp_path: Path, monkeypatch):
+    import errno
+
+    from fuselab.errors import user_error
+    from fuselab.training import summary as summary_module
+
+    record = summary_module.RunSummary(tmp_path, pid=1, config_hash="abc", metrics={"val/acc": 0.5})
+    record.write()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "summary.json"))
+
+    monkeypatch.setattr(summary_module.os, "replace", full)
+    failure = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "checkpoints" / "last.ckpt"))
+    record.failed(failure)
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["status"] == "failed" and written["config_hash"] == "abc" and "No space left" in written["error"]
+    assert user_error(RuntimeError("saving failed")) is None  # not a user's mistake: keeps its traceback
+    chained = RuntimeError("saving failed")
+    chained.__cause__ = failure
+    assert re.search(r"the disk is full writing .*last.ckpt .*paths.log_dir=.*resume=auto", str(user_error(chained)))
+
+
 def test_unwritable_output_dir_fails_before_training(tmp_path: Path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -139,7 +187,9 @@ def test_two_processes_into_one_run_directory(tmp_path: Path):
         "-m",
         "fuselab.cli.train",
         *SMALL_DATA,
-        "trainer.max_epochs=8",
+        # trains until stopped by time: still running when the second (a new interpreter) arrives
+        "trainer.max_epochs=100000",
+        "+trainer.max_time=00:00:00:15",
         "callbacks.progress_bar=null",
         f"hydra.run.dir={run_dir}",
     ]
@@ -148,7 +198,7 @@ def test_two_processes_into_one_run_directory(tmp_path: Path):
         [sys.executable, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.time() + 120
-    while time.time() < deadline:
+    while time.time() < deadline and first.poll() is None:
         summary = run_dir / "summary.json"
         if summary.exists() and json.loads(summary.read_text())["status"] == "running":
             break

@@ -17,6 +17,7 @@ The flow of a training job, in order:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import socket
@@ -168,6 +169,12 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     # frozen: pretrained encoders' layers below train_layers, model.freeze, frozen word vectors
     log.info("parameters: %d trainable, %d frozen (%d in all)", trainable, total - trainable, total)
     summary.update(num_parameters=total, trainable_parameters=trainable)
+    if cfg.get("fit", True) and trainable == 0:
+        frozen_by = f": model.freeze={list(cfg.model.freeze)}" if cfg.model.get("freeze") else ""
+        raise ConfigError(
+            f"no parameter of the model would train (all {total} are frozen{frozen_by}); "
+            "freeze fewer parts, or pass fit=false ckpt_path=<checkpoint> to only evaluate"
+        )
     # CPU float sums depend on the thread count: two runs of one config on different counts may
     # part within a few epochs, so the record says what this one used
     summary.update(torch_version=torch.__version__, torch_threads=torch.get_num_threads())
@@ -218,7 +225,19 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
         modalities=list(data.modalities),
         per_class=task.per_class or None,
     )
+    check_finite_metrics(metrics)
     finish_loggers(loggers, metrics, monitor)
+
+
+def check_finite_metrics(metrics: dict[str, float]) -> None:
+    """A NaN or infinite final metric fails the run (summary.json keeps the numbers as they came)."""
+    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    if bad:
+        raise ConfigError(
+            f"{', '.join(f'{k}={metrics[k]}' for k in bad)}: the model's outputs overflowed or went NaN on those "
+            "splits, so the run did not complete. Check the data for extreme values, lower model.optimizer.lr, "
+            "or train in a wider precision (trainer.precision=32)"
+        )
 
 
 def apply_transfer(model: Any, model_cfg: DictConfig, data: Any) -> dict[str, Any]:

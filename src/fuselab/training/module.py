@@ -40,8 +40,8 @@ def log_sample_table(loggers: Sequence[Any], rows: list[list[str]]) -> None:
             lg.log_table(key="test/samples", columns=["references", "hypothesis"], data=rows)
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss."""
+class NonFiniteLossError(FloatingPointError, ConfigError):
+    """Training produced a NaN or infinite loss (the user's to fix: learning rate, clipping, data)."""
 
 
 class EpochMeans:

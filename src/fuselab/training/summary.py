@@ -79,7 +79,15 @@ class RunSummary:
             error=f"{type(exc).__name__}: {exc}",
             traceback="".join(traceback.format_exception(exc))[-4000:],
         )
-        self.write()
+        try:
+            self.write()
+        except OSError:
+            # a full disk: the "running" file is rewritten in place with the few fields that say
+            # how the run ended (truncating it frees its blocks first), so it never stays "running"
+            keep = ("status", "run_dir", "started_at", "finished_at", "error", "pid", "host", "config_hash")
+            short = json.dumps({k: self.data[k] for k in keep if k in self.data})
+            with open(self.path, "w") as f:
+                f.write(short + "\n")
 
 
 def has_converged(validations_after_best: int, stopped_early: bool, patience: int | None) -> bool:
