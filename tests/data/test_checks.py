@@ -167,3 +167,52 @@ def test_hf_names_an_empty_split_file(tmp_path: Path):
     root = write_parquet(tmp_path / "set", n_test=0)
     with pytest.raises(ConfigError, match=r"the test split is empty \(test.parquet holds no row\)"):
         hf(root, tmp_path).prepare_data()
+
+
+def write_labelled(root: Path, train_labels: list, test_labels: list) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split, labels in (("train", train_labels), ("test", test_labels)):
+        table = pa.table({"v": rng.normal(size=(len(labels), 4)).tolist(), "y": labels})
+        pq.write_table(table, root / f"{split}.parquet")
+    return root
+
+
+def test_hf_string_labels_become_sorted_class_ids_with_their_names(tmp_path: Path):
+    names = ["dog", "cat", "bird"]
+    root = write_labelled(tmp_path / "set", [names[i % 3] for i in range(30)], [names[i % 3] for i in range(9)])
+    dm = HFDataModule(
+        str(root), columns={"v": {"column": "v", "kind": "vector"}}, target_column="y", cache_dir=str(tmp_path / "c")
+    )
+    target = dm.describe().target
+    assert target.num_outputs == 3 and target.class_names == ("bird", "cat", "dog")
+    dm.setup()
+    test_ids = [int(row["label"]) for row in dm.splits["test"]]
+    assert test_ids == [2, 1, 0] * 3  # dog, cat, bird in the order of the source
+
+
+def test_hf_a_string_label_unseen_in_train_is_refused(tmp_path: Path):
+    root = write_labelled(tmp_path / "set", ["cat", "dog"] * 15, ["cat", "dog", "cow"])
+    dm = HFDataModule(
+        str(root), columns={"v": {"column": "v", "kind": "vector"}}, target_column="y", cache_dir=str(tmp_path / "c")
+    )
+    with pytest.raises(
+        ConfigError, match=r"row 2 of the test split: label 'cow' never occurs in train.*\['cat', 'dog'\]"
+    ):
+        dm.prepare_data()
+
+
+def test_hf_class_label_feature_keeps_its_names(tmp_path: Path):
+    features = datasets.Features(
+        {"v": datasets.Sequence(datasets.Value("float32")), "y": datasets.ClassLabel(names=["no", "yes"])}
+    )
+    part = {"v": [[0.0, 1.0]] * 10, "y": [0, 1] * 5}
+    dsd = datasets.DatasetDict({s: datasets.Dataset.from_dict(part, features=features) for s in ("train", "test")})
+    dsd.save_to_disk(str(tmp_path / "set"))
+    dm = HFDataModule(
+        str(tmp_path / "set"),
+        columns={"v": {"column": "v", "kind": "vector"}},
+        target_column="y",
+        cache_dir=str(tmp_path / "c"),
+    )
+    assert dm.describe().target.class_names == ("no", "yes")

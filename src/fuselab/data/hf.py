@@ -31,6 +31,7 @@ from fuselab.data import frozen_features
 from fuselab.data import text as textlib
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.images import IMAGE_SETTINGS, image_of, image_shape, video_of
+from fuselab.data.labels import Labels
 from fuselab.data.sources import content_stamp
 from fuselab.data.specs import MODALITY_KINDS, TARGET_KINDS, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
@@ -286,10 +287,7 @@ class HFDataModule(PairedDataModule):
             shapes[m] = (
                 (None,) if c["kind"] == "tokens" else ((None, arr.shape[-1]) if c["kind"] == "sequence" else arr.shape)
             )
-        num_outputs = self.num_outputs
-        if num_outputs is None:
-            y = np.asarray(train[self.source_target_column])
-            num_outputs = int(y.max()) + 1 if self.target_kind == "multiclass" else int(y.reshape(len(y), -1).shape[1])
+        labels = Labels(train, self.source_target_column, self.target_kind, self.num_outputs)
 
         base = Path(self.source).expanduser()
         base = base if base.is_dir() else base.parent
@@ -320,7 +318,7 @@ class HFDataModule(PairedDataModule):
                         ) from exc
                     return {
                         **{k: _placeholder(self.columns[k]["kind"], shapes[k]) for k in self.columns},
-                        "label": r[self.source_target_column],
+                        "label": labels(r[self.source_target_column], _where(r, i, split)),
                         "_bad": str(exc),
                     }
             for m, arr in converted.items():
@@ -333,8 +331,13 @@ class HFDataModule(PairedDataModule):
                         "in every row. Fix or drop that row of the source"
                     )
                 if kind in ("image", "vector") and arr.shape != shapes[m]:
-                    raise ConfigError(f"data.columns.{m}: a sample has shape {arr.shape}, the first had {shapes[m]}")
-            return {**converted, "label": r[self.source_target_column], **({"_bad": ""} if has_audio else {})}
+                    raise ConfigError(
+                        f"data.columns.{m}: {_where(r, i, split)} has shape {arr.shape}, the first had {shapes[m]}"
+                    )
+            label = labels(
+                r[self.source_target_column], f"data.target_column={self.source_target_column}: {_where(r, i, split)}"
+            )
+            return {**converted, "label": label, **({"_bad": ""} if has_audio else {})}
 
         out = {}
         for split, ds in splits.items():
@@ -371,5 +374,8 @@ class HFDataModule(PairedDataModule):
                 out, specs[m] = frozen_features.encode_column(out, m, c["kind"], c["encode_with"], specs[m])
         notes = {"skipped_rows": skipped} if any(skipped.values()) else {}
         return PreparedData(
-            datasets.DatasetDict(out), specs, TargetSpec(self.target_kind, int(num_outputs)), notes=notes
+            datasets.DatasetDict(out),
+            specs,
+            TargetSpec(self.target_kind, labels.num_outputs, class_names=labels.names),
+            notes=notes,
         )
