@@ -185,7 +185,7 @@ class HFDataModule(PairedDataModule):
         p = Path(self.source).expanduser()
         stamp = content_stamp(p, self.cache_dir) if p.exists() else [self.source, self.config_name]
         return {
-            "version": 2,
+            "version": 3,  # 3: class names of string and ClassLabel targets
             "source": stamp,
             "num_outputs": self.num_outputs,
             "columns": self.columns,
