@@ -211,3 +211,33 @@ def test_a_stored_trainer_or_logger_is_never_built(tmp_path: Path, earlier_run: 
     result = run_guarded(eval_job, cfg, "fuselab-eval")
     assert result is not None and "test/acc" in result["metrics"]
     assert not marker.exists()
+
+
+class _Payload:
+    """A pickle that runs a command when it is loaded unsafely."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize(
+    ("config", "setting"), [("eval", "ckpt_path"), ("train", "ckpt_path"), ("train", "model.init_from")]
+)
+def test_a_pickled_payload_as_checkpoint_is_refused_unrun(
+    config: str, setting: str, tmp_path: Path, earlier_run: Path, capsys
+):
+    import pickle
+
+    marker = tmp_path / "MARKER"
+    evil = tmp_path / "shared.ckpt"
+    evil.write_bytes(pickle.dumps(_Payload(marker)))
+    extra = [] if config == "eval" else [*SMALL_DATA, *FAST]
+    line = refused(tmp_path, earlier_run, capsys, [*extra, f"{setting}={evil}"], config=config)
+    assert f"{setting}={evil} is not a readable checkpoint" in line and "never unpickles" in line, line
+    assert "weights_only" not in line  # torch's advice to load it unsafely is not passed on
+    assert not marker.exists()

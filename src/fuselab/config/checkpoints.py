@@ -32,3 +32,21 @@ def resolve_checkpoint(source: str | Path, setting: str = "model.init_from") -> 
     if not path.is_file():
         raise ConfigError(f"{setting}={source} does not exist; pass a run directory or its checkpoints/*.ckpt")
     return path
+
+
+def read_checkpoint(path: Path, setting: str) -> object:
+    """``torch.load`` of tensors and plain data only (``weights_only``); anything else, a truncated
+    or a foreign file, is one line naming ``setting`` (never torch's advice to load it unsafely)."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        if "Weights only load failed" in str(exc):
+            why = "it holds something other than tensors and plain data, which fuselab never unpickles"
+        else:
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"{setting}={path} is not a readable checkpoint (truncated or corrupt?): {why}. Pass the best.ckpt "
+            "or last.ckpt a fuselab run wrote"
+        ) from exc

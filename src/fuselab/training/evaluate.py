@@ -16,17 +16,14 @@ from fuselab.errors import ConfigError
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A fuselab checkpoint as plain tensors and primitives; a clear error for anything else."""
-    import torch
+    from fuselab.config.checkpoints import read_checkpoint
 
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"ckpt_path={path} is a directory; pass a file such as {path}/checkpoints/best.ckpt")
     if not path.is_file():
         raise ConfigError(f"ckpt_path={path} does not exist; pass the best.ckpt of a run (see its summary.json)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise ConfigError(f"ckpt_path={path} is not a readable checkpoint (truncated or corrupt?): {exc}") from exc
+    ckpt = read_checkpoint(path, "ckpt_path")
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not hp or "config" not in hp or "state_dict" not in ckpt:
         raise ConfigError(f"ckpt_path={path} is not a fuselab checkpoint (no stored run config)")

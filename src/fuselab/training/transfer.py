@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fuselab.config.checkpoints import resolve_checkpoint
+from fuselab.config.checkpoints import read_checkpoint, resolve_checkpoint
 from fuselab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,7 @@ def load_weights(source: str | Path) -> tuple[Path, dict[str, torch.Tensor]]:
     """The model weights of a fuselab checkpoint (a Lightning checkpoint of a FusionTask), by the
     model's own parameter names."""
     path = resolve_checkpoint(source)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise ConfigError(f"model.init_from={source}: {path} is not a readable checkpoint: {exc}") from exc
+    ckpt = read_checkpoint(path, "model.init_from")
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ConfigError(f"model.init_from={source}: {path} holds no state_dict (not a fuselab checkpoint)")
