@@ -28,14 +28,22 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+MODULES = {_module(p) for p in SRC.rglob("*.py")}
+
+
 def _imports(path: Path) -> list[tuple[str, bool]]:
-    """(imported fuselab module, imported at module level?) for every import in the file."""
+    """(imported fuselab module, imported at module level?) for every import in the file;
+    ``from fuselab.data import text`` is an edge to the module ``fuselab.data.text`` (and to the
+    package, whose ``__init__`` runs first)."""
     tree = ast.parse(path.read_text())
     top = {id(n) for n in tree.body}
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fuselab"):
             found.append((node.module, id(node) in top))
+            found += [
+                (f"{node.module}.{a.name}", id(node) in top) for a in node.names if f"{node.module}.{a.name}" in MODULES
+            ]
         elif isinstance(node, ast.Import):
             found += [(a.name, id(node) in top) for a in node.names if a.name.startswith("fuselab")]
     return found

@@ -1,4 +1,4 @@
-"""Fusion levels (config group ``fusion``); the names are defined in DESIGN.md."""
+"""Fusion levels (config group ``fusion``); each level is defined in docs/architecture.md."""
 
 from fuselab.models.fusion.base import FusionContext, FusionOutput
 from fuselab.models.fusion.conditioned import ConditionedFusion
