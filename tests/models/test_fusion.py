@@ -128,7 +128,8 @@ def test_tensor_fusion_keeps_unimodal_terms():
 
     op = TensorFusion({"a": 2, "b": 3}, dim=2)
     z = {"a": torch.randn(1, 2), "b": torch.randn(1, 3)}
-    out = op(z, torch.tensor([[1.0, 0.0]]))  # b absent: the product is [h_a, 1] x [0, 0, 1]
+    out, weights = op(z, torch.tensor([[1.0, 0.0]]))  # b absent: the product is [h_a, 1] x [0, 0, 1]
+    assert weights is None  # the tensor product weighs no modality
     ha = op.proj["a"](z["a"])
     expected = torch.einsum("bi,bj->bij", torch.cat([ha, torch.ones(1, 1)], 1), torch.tensor([[0.0, 0.0, 1.0]]))
     torch.testing.assert_close(out, expected.flatten(1))
@@ -172,3 +173,20 @@ def test_conditioning_changes_the_sequence_encoding(mode):
     b["inputs"]["vec"] = b["inputs"]["vec"]._replace(x=b["inputs"]["vec"].x + 1.0)
     with torch.no_grad():
         assert not torch.allclose(model(a["inputs"])["logits"], model(b["inputs"])["logits"])
+
+
+@pytest.mark.parametrize("name", ["attention", "gated"])
+def test_weighing_operators_return_their_weights_and_keep_no_state(name: str):
+    """The weights come back with the fused vector (summing to 1 over the present modalities);
+    the operator holds nothing between calls."""
+    from fuselab.models.fusion.operators import OPERATORS
+
+    op = OPERATORS[name]({"a": 2, "b": 3, "c": 4}, dim=5)
+    z = {"a": torch.randn(4, 2), "b": torch.randn(4, 3), "c": torch.randn(4, 4)}
+    present = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+    before = set(vars(op))
+    fused, weights = op(z, present)
+    assert fused.shape == (4, 5) and weights.shape == (4, 3)
+    torch.testing.assert_close(weights.sum(1), torch.ones(4))
+    assert torch.all(weights[present == 0] == 0)
+    assert set(vars(op)) == before

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from fuselab.config.targets import check_targets
 from fuselab.data.specs import DataDescription
 from fuselab.errors import ConfigError
+from fuselab.training.plan import EvaluationPlan
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -144,7 +145,6 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     unknown = [m for m in drop if m not in data.modalities]
     if unknown:
         raise ConfigError(f"drop={unknown}: not modalities of this run; it has {list(data.modalities)}")
-    task.absent = tuple(drop)
 
     save = bool(cfg.get("save_predictions", False))
     fmt = str(cfg.get("predictions_format", "parquet"))
@@ -156,9 +156,10 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
     if save and trainer.world_size > 1:
         raise ConfigError("save_predictions=true numbers rows by their place in the test split: run it on one device")
-    task.collected = [] if save else None
+    plan = EvaluationPlan(absent=tuple(drop), collected=[] if save else None)
     run = trainer.test if split == "test" else trainer.validate
-    results = run(task, datamodule=dm, verbose=False)
+    with task.evaluating(plan):
+        results = run(task, datamodule=dm, verbose=False)
     out: dict[str, Any] = {
         "metrics": {k: float(v) for r in results for k, v in r.items()},
         "split": split,
@@ -168,13 +169,11 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if save and data.target.is_generation:
         from fuselab.training.generation_outputs import save_attention_maps, write_generation_predictions
 
-        out["predictions"] = str(write_generation_predictions(task.collected or [], out_dir))
-        maps = save_attention_maps(task.collected or [], out_dir, int(cfg.get("attention_maps", 4)))
+        out["predictions"] = str(write_generation_predictions(plan.collected or [], out_dir))
+        maps = save_attention_maps(plan.collected or [], out_dir, int(cfg.get("attention_maps", 4)))
         out["attention_maps"] = [str(p) for p in maps]
-        task.collected = None
     elif save:
-        out["predictions"] = str(write_predictions(task.collected or [], data.target, out_dir, fmt))
-        task.collected = None
+        out["predictions"] = str(write_predictions(plan.collected or [], data.target, out_dir, fmt))
     rob = cfg.get("robustness") or {}
     if rob.get("enabled"):
         from fuselab.training.robustness import run_robustness
@@ -189,6 +188,7 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             seed=int(rob.get("seed", 0)),
             baseline=rob.get("baseline"),
             out_dir=out_dir,
+            absent=tuple(drop),
         )
         keep = ("metric", "relative_robustness", "missing", "effective_robustness")
         out["robustness"] = {k: report[k] for k in keep if k in report}

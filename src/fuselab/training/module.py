@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from fuselab.training.metrics import (
     save_confusion_matrix,
     save_label_confusions,
 )
+from fuselab.training.plan import NO_PLAN, EvaluationPlan
 
 STAGES = ("train", "val", "test")
 # generation: test samples shown in wandb
@@ -120,12 +122,8 @@ class FusionTask(pl.LightningModule):
         # generation: scheduled sampling in training, the search of test decoding (validation is greedy)
         self.scheduled_sampling = float(scheduled_sampling)
         self.search = {"beam_size": 1, "max_length": 30, "length_penalty": 0.0, **(search or {})}
-        # modalities marked absent for every evaluated sample (fuselab-eval drop=[...])
-        self.absent: tuple[str, ...] = ()
-        # a list collects each test batch's outputs when set (fuselab-eval save_predictions=true)
-        self.collected: list[dict[str, Any]] | None = None
-        # a callable applied to test inputs (robustness evaluation)
-        self.perturbation: Callable[[dict[str, ModalityBatch]], dict[str, ModalityBatch]] | None = None
+        # what an evaluation does to the inputs and outputs: see evaluating()
+        self.plan: EvaluationPlan = NO_PLAN
         self._batch_idx = -1
         self._train_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._means = EpochMeans()
@@ -146,6 +144,16 @@ class FusionTask(pl.LightningModule):
 
     def forward(self, inputs: dict[str, ModalityBatch]) -> dict[str, Any]:
         return self.model(inputs)
+
+    @contextlib.contextmanager
+    def evaluating(self, plan: EvaluationPlan) -> Iterator[EvaluationPlan]:
+        """Evaluate under ``plan`` (absent modalities, a perturbation, collected outputs) for the
+        trainer calls inside the block; the task's own plan (none) is back afterwards."""
+        previous, self.plan = self.plan, plan
+        try:
+            yield plan
+        finally:
+            self.plan = previous
 
     # ---- training-time corruption -------------------------------------------------------
     def drop_modalities(self, inputs: dict[str, ModalityBatch]) -> dict[str, ModalityBatch]:
@@ -168,11 +176,11 @@ class FusionTask(pl.LightningModule):
         modalities marked absent (evaluation)."""
         if stage == "train" and self.modality_dropout > 0:
             inputs = self.drop_modalities(inputs)
-        if stage == "test" and self.perturbation is not None:
-            inputs = self.perturbation(inputs)
-        if stage != "train" and self.absent:
+        if stage == "test" and self.plan.perturbation is not None:
+            inputs = self.plan.perturbation(inputs)
+        if stage != "train" and self.plan.absent:
             inputs = {
-                m: mb._replace(present=torch.zeros_like(mb.present)) if m in self.absent else mb
+                m: mb._replace(present=torch.zeros_like(mb.present)) if m in self.plan.absent else mb
                 for m, mb in inputs.items()
             }
         return inputs
@@ -216,9 +224,9 @@ class FusionTask(pl.LightningModule):
             self._train_outputs.append((preds, target_m.detach()))
         else:
             metrics.update(preds, target_m)
-        if stage == "test" and self.collected is not None:
+        if stage == "test" and self.plan.collected is not None:
             aux = {m: a.detach().float().cpu() for m, a in (out.get("aux_logits") or {}).items()}
-            self.collected.append({"logits": logits.detach().float().cpu(), "target": target_m.cpu(), "aux": aux})
+            self.plan.collected.append({"logits": logits.detach().float().cpu(), "target": target_m.cpu(), "aux": aux})
         if stage == "test" and self.confusion is not None:
             self.confusion.update(preds, target_m.long() if self.target_spec.kind == "multilabel" else target_m)
         return loss
@@ -244,8 +252,9 @@ class FusionTask(pl.LightningModule):
             self.samples += [[" | ".join(r), h] for h, r in zip(hypotheses, references)][
                 : SAMPLE_ROWS - len(self.samples)
             ]
-        if stage == "test" and self.collected is not None:
-            self.collected.append(
+        collected = self.plan.collected
+        if stage == "test" and collected is not None:
+            collected.append(
                 {
                     "hypotheses": hypotheses,
                     "references": references,
@@ -255,7 +264,7 @@ class FusionTask(pl.LightningModule):
                     "memory": (memory.segments, memory.layouts, memory.mask.cpu()),
                     "tokens": decoded.tokens.cpu(),
                     # the first batch's inputs, for attention pictures
-                    "inputs": {m: mb.x[:8].float().cpu() for m, mb in inputs.items()} if not self.collected else {},
+                    "inputs": {m: mb.x[:8].float().cpu() for m, mb in inputs.items()} if not collected else {},
                 }
             )
         return loss

@@ -28,6 +28,7 @@ import torch
 from fuselab.data.specs import ModalityBatch, ModalitySpec
 from fuselab.errors import ConfigError
 from fuselab.training.metrics import LOWER_IS_BETTER
+from fuselab.training.plan import EvaluationPlan
 
 
 def relative_robustness(curve: Sequence[float]) -> float:
@@ -101,6 +102,7 @@ def run_robustness(
     seed: int = 0,
     baseline: str | None = None,
     out_dir: Path | None = None,
+    absent: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     grid = [i / (levels - 1) for i in range(levels)] if levels > 1 else [0.0]
     specs = dm.describe().modalities
@@ -117,15 +119,13 @@ def run_robustness(
     for name, mods in targets.items():
         curves[name] = []
         for level in grid:
-            task.perturbation = Perturbation(specs, mods, level, seed)
-            curves[name].append(score())
-    task.perturbation = None
+            with task.evaluating(EvaluationPlan(absent, Perturbation(specs, mods, level, seed))):
+                curves[name].append(score())
     missing = {}
     for m in names:
         if len(names) > 1:
-            task.absent = (m,)
-            missing[m] = score()
-    task.absent = ()
+            with task.evaluating(EvaluationPlan(absent=(m,))):
+                missing[m] = score()
     report: dict[str, Any] = {
         "metric": metric,
         # error rates and losses: a smaller area is the more robust model

@@ -33,9 +33,8 @@ class FusedEncoders(nn.Module):
         """The operator over per-modality vectors ``z`` (absent ones per ``present``), and its
         per-modality weights or None."""
         present = present_matrix(inputs, self.names, next(iter(z.values())).dtype)
-        fused = self.fuse(z, present)
-        w = getattr(self.fuse, "last_weights", None)
-        return fused, None if w is None else {m: w[:, i] for i, m in enumerate(self.names)}
+        fused, w = self.fuse(z, present)
+        return fused, None if w is None else {m: w[:, i].detach() for i, m in enumerate(self.names)}
 
 
 class FeatureFusion(nn.Module):

@@ -41,7 +41,8 @@ class HybridFusion(nn.Module):
         stacked = torch.stack([self.fused_head(fused).float(), *(per[m] for m in self.names)], dim=1)
         present = present_matrix(inputs, self.names, stacked.dtype)
         present = torch.cat([torch.ones_like(present[:, :1]), present], dim=1)
-        out: FusionOutput = {"logits": self.combiner(stacked, present), "aux_logits": per}
+        logits, _ = self.combiner(stacked, present)  # the operator's weights are the ones reported
+        out: FusionOutput = {"logits": logits, "aux_logits": per}
         if weights is not None:
             out["weights"] = weights
         return out

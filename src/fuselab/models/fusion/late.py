@@ -33,20 +33,19 @@ class DecisionCombiner(nn.Module):
         self.combine = combine
         self.kind = target.kind
         self.logit_weights = nn.Parameter(torch.zeros(len(names))) if combine == "weighted" else None
-        self.last_weights: torch.Tensor | None = None
 
-    def forward(self, logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(combined logits, the per-expert weights (B, M) of ``weighted``, else None)."""
         p = present.unsqueeze(-1)
         if self.combine == "poe":
             experts = F.log_softmax(logits, dim=-1) if self.kind == "multiclass" else logits
-            return (experts * p).sum(1)
+            return (experts * p).sum(1), None
         if self.combine == "weighted":
             scores = self.logit_weights.unsqueeze(0).expand_as(present)
             w = torch.softmax(scores.masked_fill(present <= 0, float("-inf")), dim=1)
             w = torch.nan_to_num(w, nan=0.0)
-            self.last_weights = w.detach()
-            return (logits * w.unsqueeze(-1)).sum(1)
-        return (logits * p).sum(1) / p.sum(1).clamp_min(1.0)
+            return (logits * w.unsqueeze(-1)).sum(1), w
+        return (logits * p).sum(1) / p.sum(1).clamp_min(1.0), None
 
 
 class UnimodalHeads(nn.Module):
@@ -79,7 +78,8 @@ class LateFusion(nn.Module):
         per = self.unimodal(inputs)
         stacked = torch.stack([per[m] for m in self.names], dim=1)  # (B, M, O)
         present = present_matrix(inputs, self.names, stacked.dtype)
-        out: FusionOutput = {"logits": self.combiner(stacked, present), "aux_logits": per}
-        if self.combiner.last_weights is not None:
-            out["weights"] = {m: self.combiner.last_weights[:, i] for i, m in enumerate(self.names)}
+        logits, w = self.combiner(stacked, present)
+        out: FusionOutput = {"logits": logits, "aux_logits": per}
+        if w is not None:
+            out["weights"] = {m: w[:, i].detach() for i, m in enumerate(self.names)}
         return out

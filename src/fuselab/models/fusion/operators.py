@@ -1,16 +1,17 @@
 """Feature-level fusion operators: ``forward(z, present)`` with z = {name: (B, d_m)} and
-present (B, M) float -> (B, out_dim).
+present (B, M) float -> ``Fused(vector (B, out_dim), weights (B, M) or None)``.
 
 An absent modality never contributes its encoder's output: concat zeroes it, sum/attention/gated
 leave it out of the combination, tensor/lowrank replace it with the constant 1 of their
 augmented vectors (so the product keeps the terms of the modalities that are present).
-Operators with ``weights`` (attention, gated) keep the last per-modality weights (B, M) in
-``last_weights`` for logging.
+Operators that weigh the modalities (attention, gated) return those per-modality weights beside
+the fused vector; the others return None. An operator keeps no state between calls.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -19,6 +20,14 @@ from fuselab.errors import ConfigError
 
 # Operators that are defined for a single modality too (the unimodal baseline of an ablation).
 UNIMODAL_OK = ("concat", "sum")
+
+
+class Fused(NamedTuple):
+    """What an operator returns: the fused vector and, for operators that weigh the modalities,
+    the per-modality weights (B, M) in the order of ``dims`` (None for the others)."""
+
+    vector: torch.Tensor
+    weights: torch.Tensor | None = None
 
 
 def _masked_softmax(scores: torch.Tensor, present: torch.Tensor, dim: int) -> torch.Tensor:
@@ -37,8 +46,8 @@ class ConcatFusion(nn.Module):
         self.names = list(dims)
         self.out_dim = sum(dims.values())
 
-    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
-        return torch.cat([z[m] * present[:, i : i + 1] for i, m in enumerate(self.names)], dim=-1)
+    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> Fused:
+        return Fused(torch.cat([z[m] * present[:, i : i + 1] for i, m in enumerate(self.names)], dim=-1))
 
 
 class SumFusion(nn.Module):
@@ -50,9 +59,9 @@ class SumFusion(nn.Module):
         self.proj = nn.ModuleDict({m: nn.Linear(d, dim) for m, d in dims.items()})
         self.out_dim = dim
 
-    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> Fused:
         projected = torch.stack([self.proj[m](z[m]) for m in self.names], dim=1)  # (B, M, dim)
-        return (projected * present.unsqueeze(-1).to(projected.dtype)).sum(1)
+        return Fused((projected * present.unsqueeze(-1).to(projected.dtype)).sum(1))
 
 
 class AttentionFusion(nn.Module):
@@ -65,13 +74,11 @@ class AttentionFusion(nn.Module):
         self.proj = nn.ModuleDict({m: nn.Linear(d, dim) for m, d in dims.items()})
         self.query = nn.Linear(dim, 1, bias=False)
         self.out_dim = dim
-        self.last_weights: torch.Tensor | None = None
 
-    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> Fused:
         h = torch.tanh(torch.stack([self.proj[m](z[m]) for m in self.names], dim=1))  # (B, M, dim)
         weights = _masked_softmax(self.query(h).squeeze(-1), present, dim=1)  # (B, M)
-        self.last_weights = weights.detach()
-        return torch.bmm(weights.unsqueeze(1), h).squeeze(1)
+        return Fused(torch.bmm(weights.unsqueeze(1), h).squeeze(1), weights)
 
 
 class GatedFusion(nn.Module):
@@ -87,15 +94,13 @@ class GatedFusion(nn.Module):
         self.gate = nn.Linear(sum(dims.values()), dim * len(dims))
         self.dim = dim
         self.out_dim = dim
-        self.last_weights: torch.Tensor | None = None
 
-    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> Fused:
         h = torch.tanh(torch.stack([self.proj[m](z[m]) for m in self.names], dim=1))  # (B, M, dim)
         x = torch.cat([z[m] * present[:, i : i + 1] for i, m in enumerate(self.names)], dim=-1)
         scores = self.gate(x).view(-1, len(self.names), self.dim)
         gates = _masked_softmax(scores, present, dim=1)  # (B, M, dim)
-        self.last_weights = gates.detach().mean(-1)
-        return (gates * h).sum(1)
+        return Fused((gates * h).sum(1), gates.mean(-1))
 
 
 def _augment(zm: torch.Tensor, present_m: torch.Tensor) -> torch.Tensor:
@@ -123,13 +128,13 @@ class TensorFusion(nn.Module):
         self.proj = nn.ModuleDict({m: nn.Linear(d, dim) for m, d in dims.items()})
         self.out_dim = size
 
-    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> Fused:
         out: torch.Tensor | None = None
         for i, m in enumerate(self.names):
             a = _augment(self.proj[m](z[m]), present[:, i])
             out = a if out is None else torch.einsum("bi,bj->bij", out, a).flatten(1)
         assert out is not None
-        return out
+        return Fused(out)
 
 
 class LowRankFusion(nn.Module):
@@ -148,14 +153,14 @@ class LowRankFusion(nn.Module):
         nn.init.xavier_normal_(self.rank_weights)
         self.out_dim = dim
 
-    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: dict[str, torch.Tensor], present: torch.Tensor) -> Fused:
         product: torch.Tensor | None = None
         for i, m in enumerate(self.names):
             a = _augment(z[m], present[:, i])  # (B, d+1)
             fm = torch.einsum("bd,rdo->rbo", a, self.factors[m].to(a.dtype))  # (rank, B, dim)
             product = fm if product is None else product * fm
         assert product is not None
-        return torch.einsum("xr,rbo->bo", self.rank_weights.to(product.dtype), product) + self.bias
+        return Fused(torch.einsum("xr,rbo->bo", self.rank_weights.to(product.dtype), product) + self.bias)
 
 
 OPERATORS: dict[str, type[nn.Module]] = {
