@@ -189,7 +189,7 @@ def test_two_processes_into_one_run_directory(tmp_path: Path):
         *SMALL_DATA,
         # trains until stopped by time: still running when the second (a new interpreter) arrives
         "trainer.max_epochs=100000",
-        "+trainer.max_time=00:00:00:15",
+        "+trainer.max_time=00:00:00:12",
         "callbacks.progress_bar=null",
         f"hydra.run.dir={run_dir}",
     ]
