@@ -495,9 +495,9 @@ def test_a_run_that_reached_its_cap_inside_the_patience_window_had_not_converged
     old_run("capped", {"callbacks": {"early_stopping": {"patience": 3}}})
     old_run("no_stopper", {"callbacks": {"checkpoint": {}}})
     old_run("no_config", None)
-    assert [s["converged"] for s in find_summaries([tmp_path / "capped"])] == [False]
-    assert [s["converged"] for s in find_summaries([tmp_path / "no_stopper"])] == [True]
-    assert [s["converged"] for s in find_summaries([tmp_path / "no_config"])] == [True]
+    assert [s.converged for s in find_summaries([tmp_path / "capped"])] == [False]
+    assert [s.converged for s in find_summaries([tmp_path / "no_stopper"])] == [True]
+    assert [s.converged for s in find_summaries([tmp_path / "no_config"])] == [True]
     assert len(find_summaries([tmp_path])) == 3
 
 

@@ -24,8 +24,7 @@ from rich.table import Table
 
 from fuselab.errors import ConfigError
 from fuselab.reports.tables import markdown_table
-from fuselab.runs.sweep import job_outcome
-from fuselab.training.summary import SUMMARY, has_converged
+from fuselab.training.summary import SUMMARY, RunRecord, Status, as_records, has_converged, read_record
 
 SEED_KEYS = {"seed"}
 IGNORED_KEYS = {"sweep_name", "skip_completed"}
@@ -35,12 +34,12 @@ IGNORED_PREFIXES = ("hydra.", "paths.", "callbacks.progress_bar", "logger")
 @dataclass
 class Group:
     key: tuple[str, ...]
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)
     failed: int = 0
     running: int = 0
 
     def values(self, metric: str) -> list[float]:
-        return [r["metrics"][metric] for r in self.runs if isinstance(r.get("metrics", {}).get(metric), (int, float))]
+        return [r.metrics[metric] for r in self.runs if metric in r.metrics]
 
 
 @dataclass
@@ -64,7 +63,7 @@ class Comparison:
         return statistics.fmean(vals), std, len(vals)
 
 
-def find_summaries(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
+def find_summaries(dirs: Iterable[str | Path]) -> list[RunRecord]:
     found = []
     for d in dirs:
         d = Path(d)
@@ -74,20 +73,19 @@ def find_summaries(dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
         for p in paths:
             if "attempts" in p.relative_to(d).parts:
                 continue  # earlier attempts of re-run jobs
-            found.append(settle_convergence(job_outcome(p.parent), p.parent))
+            found.append(settle_convergence(read_record(p.parent), p.parent))
     return found
 
 
-def settle_convergence(summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def settle_convergence(record: RunRecord, run_dir: Path) -> RunRecord:
     """``converged`` by today's rule (:func:`has_converged`): runs recorded before the summary kept
     the early-stopping patience judged a run whose best epoch came shortly before its cap as
     converged; their patience is read back from the run's saved Hydra config."""
-    if summary.get("status") != "completed" or "best_epoch" not in summary or "history" not in summary:
-        return summary
-    patience = summary["patience"] if "patience" in summary else _saved_patience(run_dir)
-    after = sum(1 for e in summary["history"].get("epoch", []) if e > summary["best_epoch"])
-    summary["converged"] = has_converged(after, bool(summary.get("stopped_early")), patience)
-    return summary
+    if not record.completed or record.best_epoch is None or record.history is None:
+        return record
+    patience = record.patience if record.patience is not None else _saved_patience(run_dir)
+    after = sum(1 for e in record.history.get("epoch", []) if e > record.best_epoch)
+    return record.replace(converged=has_converged(after, record.stopped_early, patience))
 
 
 def _saved_patience(run_dir: Path) -> int | None:
@@ -100,14 +98,14 @@ def _saved_patience(run_dir: Path) -> int | None:
     return patience if isinstance(patience, int) else None
 
 
-def settings(summary: dict[str, Any]) -> dict[str, str]:
+def settings(record: RunRecord) -> dict[str, str]:
     """What a run chose: its config-group choices, then its overrides (key=value)."""
     out = {
-        k: str(v)
-        for k, v in (summary.get("choices") or {}).items()
+        k: v
+        for k, v in record.choices.items()
         if "/" not in k and k not in ("paths", "hydra", "callbacks", "logger", "debug")
     }
-    for o in summary.get("overrides") or []:
+    for o in record.overrides:
         if "=" not in o:
             continue
         k, v = o.split("=", 1)
@@ -125,9 +123,10 @@ def compare_runs(dirs: Sequence[str | Path], metric: str | None = None) -> Compa
     return compare_summaries(summaries, metric)
 
 
-def compare_summaries(summaries: Sequence[dict[str, Any]], metric: str | None = None) -> Comparison:
-    unreadable = [str(s.get("error") or s.get("run_dir")) for s in summaries if s.get("status") == "unreadable"]
-    summaries = [s for s in summaries if s.get("status") != "unreadable"]
+def compare_summaries(summaries: Sequence[RunRecord | dict[str, Any]], metric: str | None = None) -> Comparison:
+    records = as_records(summaries)
+    unreadable = [str(s.error or s.run_dir) for s in records if s.status is Status.UNREADABLE]
+    summaries = [s for s in records if s.status is not Status.UNREADABLE]
     per_run = [settings(s) for s in summaries]
     keys = sorted({k for s in per_run for k in s})
     axes = [k for k in keys if k not in SEED_KEYS and len({s.get(k, "-") for s in per_run}) > 1]
@@ -135,18 +134,18 @@ def compare_summaries(summaries: Sequence[dict[str, Any]], metric: str | None = 
     for s, summary in zip(per_run, summaries):
         key = tuple(s.get(a, "-") for a in axes)
         g = groups.setdefault(key, Group(key))
-        if summary.get("status") == "completed":
+        if summary.status is Status.COMPLETED:
             g.runs.append(summary)
-        elif summary.get("status") == "running":
+        elif summary.status is Status.RUNNING:
             g.running += 1
         else:
             g.failed += 1
-    metrics = sorted({m for s in summaries for m, v in (s.get("metrics") or {}).items() if isinstance(v, (int, float))})
+    metrics = sorted({m for s in summaries for m in s.metrics})
     metrics = [m for m in metrics if m.startswith("test/")] + [m for m in metrics if m.startswith("val/")]
     if not metrics:
         named = f"; unreadable: {'; '.join(unreadable)}" if unreadable else ""
         raise ConfigError(f"no run has metrics (every one failed or is still running){named}")
-    monitors = {s.get("monitor") for s in summaries if s.get("monitor")}
+    monitors = {s.monitor for s in summaries if s.monitor}
     primary = metric or next(
         (m.replace("val/", "test/") for m in monitors if m.replace("val/", "test/") in metrics), metrics[0]
     )

@@ -13,7 +13,8 @@ from omegaconf import DictConfig
 
 from fuselab.errors import ConfigError
 from fuselab.runs.resolvers import SWEEP_ENV, sweep_id
-from fuselab.runs.sweep import FAILED_STATES, sweep_summaries
+from fuselab.runs.sweep import sweep_summaries
+from fuselab.training.summary import DID_NOT_COMPLETE
 
 
 class SweepReport(Callback):
@@ -30,12 +31,12 @@ class SweepReport(Callback):
         summaries = sweep_summaries(sweep_dir)
         counts: dict[str, int] = {}
         for s in summaries:
-            counts[s.get("status", "?")] = counts.get(s.get("status", "?"), 0) + 1
+            counts[str(s.status)] = counts.get(str(s.status), 0) + 1
         console = Console()
         console.print(f"sweep {sweep_dir}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), markup=False)
-        failed = [s for s in summaries if s.get("status") in FAILED_STATES]
+        failed = [s for s in summaries if s.status in DID_NOT_COMPLETE]
         for s in failed:
-            console.print(f"  {s['status']}: {s.get('run_dir')}: {s.get('error', '')}", markup=False, soft_wrap=True)
+            console.print(f"  {s.status}: {s.run_dir}: {s.error or ''}", markup=False, soft_wrap=True)
         if summaries:
             try:
                 print_table(compare_runs([sweep_dir]), console)

@@ -113,8 +113,8 @@ def _train_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if is_zero and ctx["multirun"] and cfg.get("skip_completed", True):
         previous = previous_outcome(out_dir, chash)
         if previous is not None:
-            log.info("skipping %s: %s earlier with the same config", out_dir, previous["status"])
-            return {**previous, "skipped": True}
+            log.info("skipping %s: %s earlier with the same config", out_dir, previous.status)
+            return {**previous.data, "skipped": True}
     if is_zero:  # a directory used before (a sweep job re-run, a repeated hydra.run.dir) loses nothing
         archive_previous_attempt(out_dir)
     resume = resume_checkpoint(cfg, out_dir, chash)

@@ -9,8 +9,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from fuselab.runs.context import process_rank
-from fuselab.runs.sweep import ATTEMPTS, alive
-from fuselab.training.summary import SUMMARY, read_summary, write_json
+from fuselab.runs.sweep import ATTEMPTS
+from fuselab.training.summary import Status, mark_resumed, process_alive, read_record
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,14 @@ def find_resume_checkpoint(out_dir: Path, chash: str) -> tuple[Path, Path] | Non
     )
     candidates += sorted((p for p in out_dir.parent.iterdir() if p.is_dir() and p != out_dir), reverse=True)
     for run_dir in candidates:
-        prev = read_summary(run_dir)
         ckpt = run_dir / "checkpoints" / "last.ckpt"
-        if prev is None or not ckpt.exists() or prev.get("config_hash") != chash:
+        if not ckpt.exists():
             continue
-        if prev.get("status") in ("running", "failed") and not alive(prev.get("pid"), prev.get("host")):
+        prev = read_record(run_dir)
+        if prev.config_hash != chash:
+            continue
+        unfinished = prev.status in (Status.RUNNING, Status.INTERRUPTED, Status.FAILED)
+        if unfinished and not process_alive(prev.pid, prev.host):
             return ckpt, run_dir
     return None
 
@@ -48,7 +51,5 @@ def resume_checkpoint(cfg: DictConfig, out_dir: Path, chash: str) -> str | None:
     log.info("resume=auto: continuing %s from %s", run_dir, ckpt)
     if process_rank() == 0 and run_dir.parent == out_dir.parent:
         # the interrupted run points to its continuation (it no longer reads "running")
-        write_json(
-            run_dir / SUMMARY, {**(read_summary(run_dir) or {}), "status": "resumed", "resumed_in": str(out_dir)}
-        )
+        mark_resumed(run_dir, out_dir)
     return str(ckpt)

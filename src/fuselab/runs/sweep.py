@@ -6,16 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import socket
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from fuselab.locks import RUN_LOCK
-from fuselab.training.summary import SUMMARY, read_summary
+from fuselab.training.summary import SUMMARY, RunRecord, Status, process_alive, read_record
 
 log = logging.getLogger("fuselab.sweep")
 
@@ -34,27 +31,13 @@ def config_hash(cfg: DictConfig) -> str:
     return hashlib.sha1(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def alive(pid: int | None, host: str | None) -> bool:
-    if not pid or host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid != os.getpid()
-
-
-def previous_outcome(out_dir: Path, chash: str) -> dict[str, Any] | None:
-    """The summary of a job that must not run again (completed with this config, or still
+def previous_outcome(out_dir: Path, chash: str) -> RunRecord | None:
+    """The record of a job that must not run again (completed with this config, or still
     running in another live process); None if the job should run."""
-    prev = read_summary(out_dir)
-    if prev is None:
-        return None
-    if prev.get("status") == "completed" and prev.get("config_hash") == chash:
+    prev = read_record(out_dir)
+    if prev.status is Status.COMPLETED and prev.config_hash == chash:
         return prev
-    if prev.get("status") == "running" and alive(prev.get("pid"), prev.get("host")):
+    if prev.status is Status.RUNNING and process_alive(prev.pid, prev.host):
         return prev
     return None
 
@@ -75,30 +58,8 @@ def archive_previous_attempt(out_dir: Path) -> Path | None:
     return dest
 
 
-# statuses of a sweep's jobs that make the sweep itself fail
-FAILED_STATES = ("failed", "interrupted", "unreadable")
-
-
-def job_outcome(job_dir: Path) -> dict[str, Any]:
-    """The summary of one launched job, or what stands for it: a job that ended before writing
-    one is failed, an unreadable file is named, a "running" job whose process is gone is interrupted."""
-    path = job_dir / SUMMARY
-    if not path.exists():
-        return {"status": "failed", "run_dir": str(job_dir), "error": f"no {SUMMARY}: the job ended before it started"}
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        return {"status": "unreadable", "run_dir": str(job_dir), "error": f"{path} is not readable JSON ({exc})"}
-    if not isinstance(summary, dict):
-        return {"status": "unreadable", "run_dir": str(job_dir), "error": f"{path} holds no summary object"}
-    if summary.get("status") == "running" and summary.get("host") == socket.gethostname():
-        if not alive(summary.get("pid"), summary.get("host")):
-            summary = {**summary, "status": "interrupted", "error": "its process ended without finishing"}
-    return summary
-
-
-def sweep_summaries(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One entry per job the sweep launched (a job directory holds Hydra's ``.hydra`` record or a
-    summary), in job order."""
+def sweep_summaries(sweep_dir: Path) -> list[RunRecord]:
+    """One record per job the sweep launched (a job directory holds Hydra's ``.hydra`` record or a
+    summary), in job order; a job that wrote none is failed (see :func:`read_record`)."""
     jobs = {p.parent for p in sweep_dir.glob(f"*/{SUMMARY}")} | {p.parent for p in sweep_dir.glob("*/.hydra")}
-    return [job_outcome(d) for d in sorted(jobs)]
+    return [read_record(d) for d in sorted(jobs)]

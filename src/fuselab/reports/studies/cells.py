@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fuselab.reports.compare import settings
 from fuselab.reports.tables import markdown_table
+from fuselab.training.summary import RunRecord, as_records
 
 
 # ---- reference cells ---------------------------------------------------------------------------
@@ -47,38 +49,32 @@ def _matches(s: dict[str, str], where: dict[str, Any]) -> bool:
     return all(str(s.get(k)) == str(v) for k, v in where.items())
 
 
-def _cell_settings(summary: dict[str, Any]) -> dict[str, str]:
-    out = settings(summary)
-    if summary.get("_study_part"):
-        out["part"] = str(summary["_study_part"])
+def _cell_settings(record: RunRecord) -> dict[str, str]:
+    out = settings(record)
+    if record.part:
+        out["part"] = record.part
     return out
 
 
-def _values(summaries: list[dict[str, Any]], where: dict[str, Any], metric: str) -> list[float]:
+def _values(records: list[RunRecord], where: dict[str, Any], metric: str) -> list[float]:
     return [
-        s["metrics"][metric]
-        for s in summaries
-        if s.get("status") == "completed"
-        and _matches(_cell_settings(s), where)
-        and isinstance(s.get("metrics", {}).get(metric), (int, float))
-        and not math.isnan(s["metrics"][metric])
+        s.metrics[metric] for s in records if s.completed and metric in s.metrics and _matches(_cell_settings(s), where)
     ]
 
 
-def _not_converged(summaries: list[dict[str, Any]], where: dict[str, Any]) -> int:
-    return sum(
-        1
-        for s in summaries
-        if s.get("status") == "completed" and s.get("converged") is False and _matches(_cell_settings(s), where)
-    )
+def _not_converged(records: list[RunRecord], where: dict[str, Any]) -> int:
+    return sum(1 for s in records if s.completed and s.converged is False and _matches(_cell_settings(s), where))
 
 
-def check_cell(cell: dict[str, Any], summaries: list[dict[str, Any]], default_metric: str) -> CellResult:
+def check_cell(
+    cell: dict[str, Any], summaries: Sequence[RunRecord | dict[str, Any]], default_metric: str
+) -> CellResult:
     """One reference cell against the runs that match its ``where``. Kinds: ``value`` ±
     ``tolerance`` (a published number), ``min``/``max`` (known-answer bounds), ``above`` or
     ``below``: one or more other groups of the same study (e.g. the unimodal baselines) whose
     means the cell's mean must exceed (``above``; accuracies) or stay under (``below``; error
     rates), by at least ``margin`` (default 0)."""
+    summaries = as_records(summaries)
     metric = cell.get("metric", default_metric)
     where = dict(cell.get("where") or {})
     values = _values(summaries, where, metric)

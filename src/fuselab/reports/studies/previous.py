@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from fuselab.reports.studies.cells import group_name
 from fuselab.reports.tables import markdown_table
+from fuselab.training.summary import RunRecord, as_records
 
 
 def _same_on_shared(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -76,12 +78,9 @@ def reproduction_lines(previous: dict[str, Any], current: dict[str, Any], tolera
     return head + tail
 
 
-def runs_digest(summaries: list[dict[str, Any]]) -> str:
-    """Which runs a report was made from (directory, config, finish time), as one short hash."""
-    keys = sorted(
-        f"{s.get('_study_part')}/{Path(str(s.get('run_dir', ''))).name}/{s.get('config_hash')}/{s.get('finished_at')}"
-        for s in summaries
-    )
+def runs_digest(summaries: Sequence[RunRecord | dict[str, Any]]) -> str:
+    """Which runs a report was made from (part, directory, config, finish time), as one short hash."""
+    keys = sorted(f"{s.part}/{Path(s.run_dir).name}/{s.config_hash}/{s.finished_at}" for s in as_records(summaries))
     return hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16]
 
 

@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from fuselab.reports.studies.cells import check_cell, format_cell, group_name, s
 from fuselab.reports.studies.previous import comparison_baseline, lacking, reproduction_lines, runs_digest
 from fuselab.reports.studies.spec import Study, expected_jobs
 from fuselab.reports.tables import markdown_table
+from fuselab.training.summary import RunRecord, Status, as_records
 
 BUDGET_KEYS = (
     "trainer.max_epochs",
@@ -29,8 +31,9 @@ BUDGET_KEYS = (
 )
 
 
-def budget_line(study: Study, summaries: list[dict[str, Any]]) -> str:
+def budget_line(study: Study, summaries: Sequence[RunRecord | dict[str, Any]]) -> str:
     """The training budget the sweep sets, and how many runs ended still improving."""
+    records = as_records(summaries)
     per_part = {p.name: dict(o.split("=", 1) for o in p.overrides if "=" in o) for p in study.parts}
     entries = []
     for key in BUDGET_KEYS:
@@ -43,17 +46,17 @@ def budget_line(study: Study, summaries: list[dict[str, Any]]) -> str:
     # runs kept from an earlier protocol of the study (their budget overrides differ from today's)
     older = sum(
         1
-        for s in summaries
+        for s in records
         if any(
-            k in BUDGET_KEYS and per_part.get(s.get("_study_part"), {}).get(k, v) != v
-            for k, v in (o.split("=", 1) for o in s.get("overrides", []) if "=" in o)
+            k in BUDGET_KEYS and per_part.get(s.part or "", {}).get(k, v) != v
+            for k, v in (o.split("=", 1) for o in s.overrides if "=" in o)
         )
     )
     if older:
         budget += f" ({older} runs were trained with another budget: see the columns of the tables below)"
-    tracked = [s for s in summaries if s.get("status") == "completed" and "converged" in s]
-    open_ended = sum(1 for s in tracked if s["converged"] is False)
-    stopped = sum(1 for s in tracked if s.get("stopped_early"))
+    tracked = [s for s in records if s.completed and s.converged is not None]
+    open_ended = sum(1 for s in tracked if s.converged is False)
+    stopped = sum(1 for s in tracked if s.stopped_early)
     if not tracked:
         return f"Budget: {budget}. (These runs predate the record of validation curves: convergence is not known.)"
     return (
@@ -68,7 +71,7 @@ def validation_curves(c: Comparison) -> dict[str, tuple[list[int], list[float], 
     """Per group: the mean over its runs of the monitored validation metric per epoch."""
     curves = {}
     for g in c.groups:
-        histories = [r.get("history") for r in g.runs if r.get("history")]
+        histories = [r.history for r in g.runs if r.history]
         if not histories:
             continue
         monitor = next(k for k in histories[0] if k != "epoch")
@@ -112,14 +115,11 @@ def report_study(study: Study, outputs: Path) -> Path:
         raise ConfigError(
             f"no runs of '{study.name}' in {study.runs_root(outputs)}; run `fuselab-study run {study.name}` first"
         )
-    per_part: dict[str, list[dict[str, Any]]] = {}
+    per_part: dict[str, list[RunRecord]] = {}
     for p, d in ran:
-        found = find_summaries([d])
-        for s in found:
-            s["_study_part"] = p.name
-        per_part[p.name] = found
-    unreadable = [str(s.get("error")) for found in per_part.values() for s in found if s.get("status") == "unreadable"]
-    per_part = {k: [s for s in found if s.get("status") != "unreadable"] for k, found in per_part.items()}
+        per_part[p.name] = [s.replace(part=p.name) for s in find_summaries([d])]
+    unreadable = [str(s.error) for found in per_part.values() for s in found if s.status is Status.UNREADABLE]
+    per_part = {k: [s for s in found if s.status is not Status.UNREADABLE] for k, found in per_part.items()}
     summaries = [s for found in per_part.values() for s in found]
     ref = study.spec.get("reference") or {}
     results = [check_cell(c, summaries, study.metric) for c in ref.get("cells", [])]
@@ -205,7 +205,7 @@ def report_study(study: Study, outputs: Path) -> Path:
     current: dict[str, Any] = {"study": study.name, "groups": {}, "cells": []}
     for p, _ in ran:
         found = per_part[p.name]
-        if not any(s.get("status") == "completed" for s in found):
+        if not any(s.completed for s in found):
             lines += [
                 "",
                 f"## All groups{': ' + p.name if several else ''}",
@@ -290,12 +290,12 @@ def report_study(study: Study, outputs: Path) -> Path:
     return out
 
 
-def run_counts(summaries: list[dict[str, Any]]) -> str:
+def run_counts(summaries: Sequence[RunRecord | dict[str, Any]]) -> str:
     """``12 runs (10 completed, 1 failed, 1 running)``."""
     counts: dict[str, int] = {}
-    for s in summaries:
-        counts[str(s.get("status"))] = counts.get(str(s.get("status")), 0) + 1
-    order = sorted(counts, key=lambda k: (k != "completed", k))
+    for s in as_records(summaries):
+        counts[str(s.status)] = counts.get(str(s.status), 0) + 1
+    order = sorted(counts, key=lambda k: (k != Status.COMPLETED.value, k))
     return f"{len(summaries)} runs ({', '.join(f'{counts[k]} {k}' for k in order) or 'none'})"
 
 
