@@ -20,7 +20,17 @@ from fuselab.errors import ConfigError
 
 NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 # the nodes built with Hydra's instantiate, by dotted key (callbacks and loggers: every entry)
-NODES = ("data", "fusion", "rnn", "model.encoders", "model.head", "model.optimizer", "model.scheduler", "trainer")
+NODES = (
+    "data",
+    "fusion",
+    "fusion.operator",
+    "rnn",
+    "model.encoders",
+    "model.head",
+    "model.optimizer",
+    "model.scheduler",
+    "trainer",
+)
 GROUPS = ("callbacks", "logger")
 
 

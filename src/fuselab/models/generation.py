@@ -13,7 +13,7 @@ search and returns the tokens, their scores and the attention weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -40,7 +40,7 @@ class EncoderDecoder(nn.Module):
         ctx: FusionContext,
         decoder: DecoderFactory,
         memory_dim: int = 64,
-        operator: str = "concat",
+        operator: str | Mapping[str, Any] = "concat",
         fused_dim: int = 64,
         tensor_dim: int = 16,
         rank: int = 4,

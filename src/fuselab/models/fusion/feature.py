@@ -3,6 +3,9 @@ vectors, then one head."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -15,7 +18,13 @@ class FusedEncoders(nn.Module):
     forward -> (fused (B, out_dim), per-modality vectors, per-modality weights or None)."""
 
     def __init__(
-        self, ctx: FusionContext, operator: str, fused_dim: int, tensor_dim: int, rank: int, max_tensor_size: int
+        self,
+        ctx: FusionContext,
+        operator: str | Mapping[str, Any],
+        fused_dim: int,
+        tensor_dim: int,
+        rank: int,
+        max_tensor_size: int,
     ) -> None:
         super().__init__()
         self.names = ctx.names
@@ -33,19 +42,21 @@ class FusedEncoders(nn.Module):
         """The operator over per-modality vectors ``z`` (absent ones per ``present``), and its
         per-modality weights or None."""
         present = present_matrix(inputs, self.names, next(iter(z.values())).dtype)
-        fused, w = self.fuse(z, present)
+        result = self.fuse(z, present)
+        fused, w = (result, None) if isinstance(result, torch.Tensor) else result
         return fused, None if w is None else {m: w[:, i].detach() for i, m in enumerate(self.names)}
 
 
 class FeatureFusion(nn.Module):
-    """``operator``: concat | sum | attention | gated | tensor | lowrank (see operators.py).
+    """``operator``: concat | sum | attention | gated | tensor | lowrank (see operators.py), or a
+    node ``{_target_: <your operator class>, <its settings>}``.
     ``fused_dim`` is the output size of sum/attention/gated/lowrank, ``tensor_dim`` the size each
     modality is projected to before the tensor product, ``rank`` the rank of lowrank."""
 
     def __init__(
         self,
         ctx: FusionContext,
-        operator: str = "concat",
+        operator: str | Mapping[str, Any] = "concat",
         fused_dim: int = 64,
         tensor_dim: int = 16,
         rank: int = 4,

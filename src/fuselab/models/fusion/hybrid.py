@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -19,7 +22,7 @@ class HybridFusion(nn.Module):
     def __init__(
         self,
         ctx: FusionContext,
-        operator: str = "concat",
+        operator: str | Mapping[str, Any] = "concat",
         combine: str = "mean",
         fused_dim: int = 64,
         tensor_dim: int = 16,

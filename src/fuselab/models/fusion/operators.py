@@ -11,7 +11,8 @@ the fused vector; the others return None. An operator keeps no state between cal
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -173,9 +174,40 @@ OPERATORS: dict[str, type[nn.Module]] = {
 }
 
 
+def build_custom_operator(node: Mapping[str, Any], dims: dict[str, int]) -> nn.Module:
+    """An operator of your own, given as a config node: ``{_target_: mylab.ops.MaxFusion, <its
+    settings>}``; the class is called with the modalities' widths (``dims``) and those settings.
+    It must set ``out_dim`` and return ``Fused`` (or a plain tensor: no weights)."""
+    from hydra.utils import get_class
+
+    settings = {k: v for k, v in node.items() if k != "_target_"}
+    try:
+        cls = get_class(str(node["_target_"]))
+    except Exception as exc:  # noqa: BLE001 - a path that does not import
+        raise ConfigError(f"fusion.operator._target_={node['_target_']}: cannot import it ({exc})") from exc
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ConfigError(f"fusion.operator._target_={node['_target_']} is not a torch.nn.Module class")
+    op = cls(dims, **settings)
+    if not isinstance(getattr(op, "out_dim", None), int):
+        raise ConfigError(f"fusion.operator: {cls.__name__} sets no integer out_dim (the fused vector's width)")
+    return op
+
+
 def build_operator(
-    name: str, dims: dict[str, int], dim: int, tensor_dim: int = 16, rank: int = 4, max_tensor_size: int = 100_000
+    name: str | Mapping[str, Any],
+    dims: dict[str, int],
+    dim: int,
+    tensor_dim: int = 16,
+    rank: int = 4,
+    max_tensor_size: int = 100_000,
 ) -> nn.Module:
+    """The operator ``name`` (one of :data:`OPERATORS`), or a node naming a class of your own."""
+    if isinstance(name, Mapping):
+        if "_target_" not in name:
+            raise ConfigError(
+                f"fusion.operator={dict(name)} has no _target_: name an operator class, or one of {list(OPERATORS)}"
+            )
+        return build_custom_operator(name, dims)
     if name not in OPERATORS:
         raise ConfigError(f"fusion.operator={name!r} is not one of {list(OPERATORS)}")
     if len(dims) < 2 and name not in UNIMODAL_OK:
