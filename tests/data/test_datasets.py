@@ -65,7 +65,8 @@ def test_avmnist_bad_files_name_the_file_and_the_expectation(tmp_path: Path):
     reason="../shared/data (MNIST, FSDD) is not on this machine",
 )
 def test_avmnist_builder_end_to_end_on_a_slice(tmp_path: Path):
-    from fuselab.data.avmnist_build import build_avmnist, fsdd_recordings
+    from fuselab.data.avmnist_build import build_avmnist
+    from fuselab.data.mnist_fsdd import fsdd_recordings
 
     info = build_avmnist(SHARED_DATA / "mnist", SHARED_DATA / "fsdd", tmp_path / "av", train_limit=300, test_limit=60)
     assert info["train"] == 300 and 1 <= info["pca_components"] <= 30

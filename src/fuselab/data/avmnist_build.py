@@ -15,18 +15,17 @@ white, so numbers are not comparable with the published ones.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
 import shutil
-import struct
 import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fuselab.data.mnist_fsdd import find_mnist, fsdd_recordings, read_wav
 from fuselab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,44 +33,6 @@ log = logging.getLogger(__name__)
 N_FFT = 222  # 112 frequency bins
 HOP = 32
 SIZE = 112
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An MNIST IDX file (optionally gzipped): uint8 images (N, 28, 28) or labels (N,)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as exc:
-        raise ConfigError(f"MNIST: {path} cannot be read (truncated or corrupt?): {exc}") from exc
-    if len(data) < 8:
-        raise ConfigError(f"MNIST: {path} is too short to be an IDX file")
-    magic, n = struct.unpack(">II", data[:8])
-    if magic == 2051:
-        rows, cols = struct.unpack(">II", data[8:16])
-        expected, offset, shape = n * rows * cols, 16, (n, rows, cols)
-    elif magic == 2049:
-        expected, offset, shape = n, 8, (n,)
-    else:
-        raise ConfigError(f"MNIST: {path} has magic number {magic}, expected 2051 (images) or 2049 (labels)")
-    if len(data) - offset != expected:
-        raise ConfigError(f"MNIST: {path} holds {len(data) - offset} bytes of data, its header says {expected}")
-    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
-
-
-def find_mnist(mnist_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    prefix = "train" if split == "train" else "t10k"
-    found = {}
-    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
-        for name in (f"{prefix}-{kind}.gz", f"{prefix}-{kind}"):
-            if (mnist_dir / name).exists():
-                found[kind] = mnist_dir / name
-                break
-        else:
-            raise ConfigError(
-                f"MNIST: {mnist_dir} has no {prefix}-{kind}(.gz); pass --mnist the folder of the IDX files"
-            )
-    return read_idx(found["images-idx3-ubyte"]), read_idx(found["labels-idx1-ubyte"])
 
 
 CHUNK = 1000  # samples computed and written at a time: the peak memory does not grow with the dataset
@@ -103,22 +64,6 @@ def pca_degrade(images: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.n
     return np.clip(flat @ basis @ basis.T + mean, 0, 255).astype(np.float32)
 
 
-def fsdd_recordings(fsdd_dir: Path) -> dict[str, dict[int, list[Path]]]:
-    rec = fsdd_dir / "recordings" if (fsdd_dir / "recordings").is_dir() else fsdd_dir
-    split: dict[str, dict[int, list[Path]]] = {"train": {d: [] for d in range(10)}, "test": {d: [] for d in range(10)}}
-    for wav in sorted(rec.glob("*.wav")):
-        parts = wav.stem.split("_")
-        if len(parts) != 3 or not parts[0].isdigit() or not parts[2].isdigit():
-            continue
-        digit, take = int(parts[0]), int(parts[2])
-        split["test" if take <= 4 else "train"][digit].append(wav)
-    for s, by_digit in split.items():
-        missing = [d for d, files in by_digit.items() if not files]
-        if missing:
-            raise ConfigError(f"FSDD: {rec} has no {s} recordings of digits {missing}; pass --fsdd the FSDD folder")
-    return split
-
-
 def spectrogram(wave: np.ndarray) -> np.ndarray:
     """(112 frames, 112 bins) log magnitude (librosa's STFT: Hann window, no centring), frames
     resampled linearly to 112 over the recording."""
@@ -131,16 +76,6 @@ def spectrogram(wave: np.ndarray) -> np.ndarray:
     hi = np.minimum(lo + 1, frames - 1)
     w = (positions - lo)[:, None]
     return ((1 - w) * spec[lo] + w * spec[hi]).astype(np.float32)
-
-
-def read_wav(path: Path) -> np.ndarray:
-    """An FSDD recording as mono float32 (the audio extra's soundfile); an unreadable one is named."""
-    from fuselab.data.audio_features import load_wav
-
-    try:
-        return load_wav(path)[0]
-    except ConfigError as exc:
-        raise ConfigError(f"FSDD: {exc}") from exc
 
 
 class NpyWriter:

@@ -34,9 +34,16 @@ import datasets
 import numpy as np
 
 from fuselab.data.audio_features import log_mel, trim_silence
-from fuselab.data.avmnist_build import find_mnist, read_wav
 from fuselab.data.datamodule import PairedDataModule, PreparedData
-from fuselab.data.sources import content_stamp
+from fuselab.data.mnist_fsdd import (
+    TAKES,
+    find_mnist,
+    fsdd_index,
+    read_wav,
+    resize_digits,
+    source_dirs,
+    source_fingerprint,
+)
 from fuselab.data.specs import SPECIAL_TOKENS, ModalitySpec, TargetSpec
 from fuselab.data.synthetic_generation import digit_vocabulary, hidden_positions
 from fuselab.errors import ConfigError
@@ -45,45 +52,6 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000
 SPLITS = ("official", "speakers")
-TAKES = {"test": range(0, 5), "val": range(5, 10), "train": range(10, 50)}
-
-
-def fsdd_index(fsdd_dir: Path) -> list[tuple[int, str, int, Path]]:
-    """(digit, speaker, take, path) of every ``{digit}_{speaker}_{take}.wav``."""
-    rec = fsdd_dir / "recordings" if (fsdd_dir / "recordings").is_dir() else fsdd_dir
-    found = []
-    for wav in sorted(rec.glob("*.wav")):
-        parts = wav.stem.split("_")
-        if len(parts) == 3 and parts[0].isdigit() and parts[2].isdigit():
-            found.append((int(parts[0]), parts[1], int(parts[2]), wav))
-    if not found:
-        raise ConfigError(f"FSDD: {rec} holds no recordings named digit_speaker_take.wav; set data.fsdd_dir")
-    return found
-
-
-def source_dirs(dataset: str, mnist_dir: str | None, fsdd_dir: str | None) -> tuple[Path, Path]:
-    """The MNIST and FSDD folders a dataset is built from, resolved; a clear error naming the
-    settings when one is unset or not a folder."""
-    if not mnist_dir or not fsdd_dir:
-        raise ConfigError(
-            f"data={dataset} is built from MNIST and FSDD files: set data.mnist_dir=<folder of the MNIST "
-            "idx files> and data.fsdd_dir=<FSDD folder> (or export FUSELAB_MNIST and FUSELAB_FSDD)"
-        )
-    dirs = Path(mnist_dir).expanduser().resolve(), Path(fsdd_dir).expanduser().resolve()
-    for what, path in zip(("data.mnist_dir", "data.fsdd_dir"), dirs):
-        if not path.is_dir():
-            raise ConfigError(f"{what}={path} is not a folder")
-    return dirs
-
-
-def source_fingerprint(
-    mnist_dir: Path, fsdd_dir: Path, params: dict[str, Any], cache_dir: Path | None = None
-) -> dict[str, Any]:
-    """The cache key of a dataset built from these folders: their files' contents (every MNIST idx
-    file, every file of the FSDD folder), and the dataset's settings."""
-    sources = sorted(mnist_dir.glob("*idx*")) + [fsdd_dir]
-    stamps = {str(p): content_stamp(p, cache_dir)[1:] for p in sources if p.exists()}
-    return {"version": 2, "sources": stamps, **params}
 
 
 class ConnectedDigitsDataModule(PairedDataModule):
@@ -173,7 +141,7 @@ class ConnectedDigitsDataModule(PairedDataModule):
         s = self.params["digit_size"]
         out = {}
         for split, (x, y) in pools.items():
-            small = _resize(x.astype(np.float32) / 255.0, s)
+            small = resize_digits(x.astype(np.float32) / 255.0, s)
             out[split] = {d: small[y == d] for d in range(10)}
         return out
 
@@ -261,16 +229,3 @@ def _read(path: Path) -> np.ndarray:
     if rate != SAMPLE_RATE:
         raise ConfigError(f"FSDD: {path} is sampled at {rate} Hz; connected digits expects {SAMPLE_RATE} Hz")
     return wave.astype(np.float32)
-
-
-def _resize(images: np.ndarray, size: int) -> np.ndarray:
-    """(N, 28, 28) -> (N, size, size) by area averaging (28 / size need not be whole)."""
-    n, h, _ = images.shape
-    edges = np.linspace(0, h, size + 1)
-    weights = np.zeros((size, h), dtype=np.float32)
-    for i in range(size):
-        lo, hi = edges[i], edges[i + 1]
-        for j in range(int(np.floor(lo)), int(np.ceil(hi))):
-            weights[i, j] = max(0.0, min(hi, j + 1) - max(lo, j))
-    weights /= weights.sum(1, keepdims=True)
-    return np.einsum("ih,nhw,jw->nij", weights, images, weights).astype(np.float32)

@@ -25,9 +25,16 @@ from typing import Any
 import datasets
 import numpy as np
 
-from fuselab.data.avmnist_build import find_mnist, read_wav
-from fuselab.data.connected_digits import TAKES, _resize, fsdd_index, source_dirs, source_fingerprint
 from fuselab.data.datamodule import PairedDataModule, PreparedData
+from fuselab.data.mnist_fsdd import (
+    TAKES,
+    find_mnist,
+    fsdd_index,
+    read_wav,
+    resize_digits,
+    source_dirs,
+    source_fingerprint,
+)
 from fuselab.data.specs import ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
@@ -161,7 +168,7 @@ class MovingDigitsDataModule(PairedDataModule):
         x, y = pool
         i = int(rng.integers(len(y)))
         digit = int(y[i])
-        small = _resize(x[i : i + 1].astype(np.float32) / 255.0, s)[0]
+        small = resize_digits(x[i : i + 1].astype(np.float32) / 255.0, s)[0]
         frames = int(rng.integers(p["min_frames"], p["max_frames"] + 1))
         video = rng.normal(0.0, p["noise"], size=(frames, c, c)).astype(np.float32)
         for t, (top, left) in enumerate(trajectory(rng, frames, c - s)):
