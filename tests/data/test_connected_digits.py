@@ -31,6 +31,7 @@ def built(tmp_path_factory):
     return build(tmp_path_factory.mktemp("cd"), "a")
 
 
+@pytest.mark.slow  # trains or builds a dataset for over a second
 @needs_data
 def test_builder_is_deterministic(built, tmp_path):
     again = build(tmp_path, "b")

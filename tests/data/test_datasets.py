@@ -64,6 +64,7 @@ def test_avmnist_bad_files_name_the_file_and_the_expectation(tmp_path: Path):
     not (SHARED_DATA / "mnist").is_dir() or not (SHARED_DATA / "fsdd").is_dir(),
     reason="../shared/data (MNIST, FSDD) is not on this machine",
 )
+@pytest.mark.slow  # trains or builds a dataset for over a second
 def test_avmnist_builder_end_to_end_on_a_slice(tmp_path: Path):
     from fuselab.data.avmnist_build import build_avmnist
     from fuselab.data.mnist_fsdd import fsdd_recordings
@@ -238,6 +239,7 @@ def test_hf_maps_columns_of_a_saved_dataset(tmp_path: Path):
 
 
 # ---- every datamodule trains through the CLI path ---------------------------------------------
+@pytest.mark.slow  # trains or builds a dataset for over a second
 def test_each_dataset_trains_end_to_end(tmp_path: Path):
     av = write_avmnist(tmp_path / "avmnist", n_train=40)
     mosi = tmp_path / "mosi.pkl"

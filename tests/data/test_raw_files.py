@@ -65,6 +65,7 @@ def test_a_corrupt_image_is_named_or_skipped_and_counted(tmp_path: Path):
     not (SHARED_DATA / "mnist").is_dir() or not (SHARED_DATA / "fsdd").is_dir(),
     reason="../shared/data (MNIST, FSDD) is not on this machine",
 )
+@pytest.mark.slow  # trains or builds a dataset for over a second
 def test_worked_example_builder_writes_a_folder_that_trains(tmp_path: Path):
     out = tmp_path / "raw_digits"
     args = ["--mnist", str(SHARED_DATA / "mnist"), "--fsdd", str(SHARED_DATA / "fsdd"), "--out", str(out)]

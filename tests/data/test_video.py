@@ -119,6 +119,7 @@ def test_a_video_model_trains_on_hf_clips(tmp_path: Path):
     assert train_job(cfg)["status"] == "completed"
 
 
+@pytest.mark.slow  # trains or builds a dataset for over a second
 @SHARED
 def test_moving_digits_is_deterministic_aligned_and_trains(tmp_path: Path):
     from fuselab.data.moving_digits import MovingDigitsDataModule

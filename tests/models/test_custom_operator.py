@@ -13,6 +13,8 @@ from conftest import FAST, SMALL_DATA, compose_train
 from fuselab.errors import ConfigError
 from fuselab.runs.job import train_job
 
+pytestmark = pytest.mark.slow  # each test trains a run
+
 HERE = Path(__file__).parent
 LOCAL = [f"hydra.searchpath=[file://{HERE / 'local_conf'}]", "fusion=max"]
 

@@ -205,6 +205,7 @@ def test_a_frozen_backbone_feeds_attention_in_a_run(tmp_path: Path):
     assert torch.equal(state[key], fresh["embedder.embedder.convolution.weight"])  # frozen: as loaded
 
 
+@pytest.mark.slow  # trains or builds a dataset for over a second
 def test_frozen_encoders_cache_their_features_at_preparation(tmp_path: Path):
     from fuselab.data.hf import HFDataModule
 

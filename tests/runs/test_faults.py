@@ -70,11 +70,12 @@ def test_sigkilled_run_resumes_to_the_same_final_metrics(tmp_path: Path):
         assert final["metrics"][key] == pytest.approx(expected["metrics"][key], abs=1e-6), key
 
 
-def test_nan_loss_stops_with_step_and_batch_and_keeps_the_checkpoint(tmp_path: Path, monkeypatch):
+def poison_inputs(monkeypatch, when) -> None:
+    """Float inputs become NaN in the steps for which ``when(task, stage)`` holds."""
     original = FusionTask._step
 
     def poisoned(self, batch, stage):
-        if stage == "train" and self.current_epoch == 1 and self._batch_idx == 2:
+        if when(self, stage):
             batch = {
                 **batch,
                 "inputs": {
@@ -85,6 +86,12 @@ def test_nan_loss_stops_with_step_and_batch_and_keeps_the_checkpoint(tmp_path: P
         return original(self, batch, stage)
 
     monkeypatch.setattr(FusionTask, "_step", poisoned)
+
+
+def test_nan_loss_stops_with_step_and_batch_and_keeps_the_checkpoint(tmp_path: Path, monkeypatch):
+    poison_inputs(
+        monkeypatch, lambda task, stage: stage == "train" and task.current_epoch == 1 and task._batch_idx == 2
+    )
     cfg = compose_train(
         [*SMALL_DATA, "trainer.max_epochs=3", "~logger", "callbacks.progress_bar=null"], output_dir=tmp_path
     )
@@ -97,20 +104,7 @@ def test_nan_loss_stops_with_step_and_batch_and_keeps_the_checkpoint(tmp_path: P
 
 def test_nan_test_metrics_fail_the_run_and_keep_the_numbers(tmp_path: Path, monkeypatch):
     """Outputs that go NaN only in testing (an fp16 overflow, extreme test inputs): not completed."""
-    original = FusionTask._step
-
-    def poisoned(self, batch, stage):
-        if stage == "test":
-            batch = {
-                **batch,
-                "inputs": {
-                    m: mb._replace(x=mb.x * float("nan")) if mb.x.is_floating_point() else mb
-                    for m, mb in batch["inputs"].items()
-                },
-            }
-        return original(self, batch, stage)
-
-    monkeypatch.setattr(FusionTask, "_step", poisoned)
+    poison_inputs(monkeypatch, lambda task, stage: stage == "test")
     cfg = compose_train([*SMALL_DATA, *FAST], output_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"test/loss=nan.*did not complete"):
         train(cfg)

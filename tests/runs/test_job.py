@@ -53,6 +53,7 @@ def test_bf16_mixed_trains_every_cell_on_cpu(tmp_path: Path, cell: str):
     assert all(v == v for v in summary["metrics"].values())  # no NaN
 
 
+@pytest.mark.slow  # trains or builds a dataset for over a second
 def test_summary_records_the_patience_and_a_run_capped_inside_it_as_not_converged(tmp_path: Path):
     capped = train(
         compose_train(
@@ -180,6 +181,7 @@ def test_modality_subset_trains(tmp_path: Path):
     assert summary["status"] == "completed" and summary["modalities"] == ["image"]
 
 
+@pytest.mark.slow  # trains or builds a dataset for over a second
 def test_wandb_logger_runs_offline_with_group_and_tags(tmp_path: Path):
     summary = run(tmp_path, "logger=many", "fusion=late", "rnn=lstm", "tags=[ablation]", loggers=True)
     assert summary["status"] == "completed"
@@ -194,6 +196,7 @@ def test_wandb_logger_runs_offline_with_group_and_tags(tmp_path: Path):
     assert tags == ["data:synthetic", "fusion:late", "rnn:lstm", "modalities:signal+image", "ablation"]
 
 
+@pytest.mark.slow  # trains or builds a dataset for over a second
 def test_robustness_evaluation_writes_curves_and_summaries(tmp_path: Path):
     import json
 
