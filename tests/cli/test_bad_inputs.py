@@ -76,6 +76,10 @@ TRAIN_CASES = {
     "setting the fusion does not take": (["+fusion.bogus=1"], r"fusion.bogus: FeatureFusion \(fusion\) takes no"),
     "misspelt rnn setting": (["+rnn.hiden_size=3"], r"rnn.hiden_size: .*did you mean rnn.hidden_size\?"),
     "misspelt trainer setting": (["+trainer.max_epoch=3"], r"did you mean trainer.max_epochs\?"),
+    "negative patience": (
+        ["callbacks=early_stopping", "callbacks.early_stopping.patience=-1"],
+        r"callbacks.early_stopping.patience=-1 is invalid: expected an integer >= 0",
+    ),
     "everything frozen": (["model.freeze=[body,head]"], r"no parameter of the model would train .*freeze fewer"),
 }
 

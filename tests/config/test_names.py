@@ -30,6 +30,9 @@ def test_every_choice_of_a_swept_name_is_checked():
     check_override_names(["experiment_name=a,b", "sweep_name=null", "rnn.hidden_size=1,2"])
     with pytest.raises(ConfigError, match=r"sweep_name='\.\./b'"):
         check_override_names(["+sweep_name=a,../b"])
+    check_override_names(["sweep_name="])  # unset: the sweep is named from its command
+    with pytest.raises(ConfigError, match=r"experiment_name='' is not a folder name"):
+        check_override_names(["experiment_name="])
 
 
 def test_a_name_from_a_config_file_is_refused_when_the_run_dir_resolves():

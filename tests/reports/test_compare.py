@@ -69,10 +69,15 @@ def test_cli_writes_markdown_csv_and_plots(sweep: Path, tmp_path_factory: pytest
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_errors_name_the_problem(tmp_path: Path):
+def test_errors_name_the_problem(tmp_path: Path, sweep: Path, capsys):
     assert main([str(tmp_path / "missing")]) == 2
+    blocker = tmp_path / "a-file"
+    blocker.write_text("kept")
+    assert main([str(sweep), "--out", str(blocker)]) == 2
+    assert "--out" in capsys.readouterr().err and blocker.read_text() == "kept"
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no summary.json found"):
-        compare_runs([tmp_path])
+        compare_runs([tmp_path / "empty"])
 
 
 def test_a_running_job_is_shown_as_running_and_a_corrupt_summary_is_named(sweep: Path, capsys):

@@ -28,8 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print_error("fuselab-compare", exc)
         return 2
-    print_table(c, console)
     out = Path(args.out) if args.out else (Path(args.dirs[0]) if len(args.dirs) == 1 else Path("compare"))
+    if out.exists() and not out.is_dir():
+        print_error("fuselab-compare", f"--out {out} is a file; give a folder for compare.md, compare.csv and plots")
+        return 2
+    print_table(c, console)
     written = write_outputs(c, out, plots=not args.no_plots)
     console.print("wrote " + ", ".join(str(p) for p in written), soft_wrap=True, markup=False)
     return 0

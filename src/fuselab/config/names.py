@@ -34,7 +34,8 @@ def check_override_names(overrides: Sequence[str]) -> None:
     checked before Hydra creates a directory from them."""
     for override in overrides:
         key, sep, value = override.lstrip("+~").partition("=")
-        if not sep or key not in PATH_NAMES or value.lower() in ("null", "none", ""):
+        unset = value.lower() in ("null", "none") or (value == "" and key == "sweep_name")  # sweep_name: optional
+        if not sep or key not in PATH_NAMES or unset:
             continue
         for choice in value.split(",") if not value.startswith(("[", "{")) else [value]:
             check_name(choice, key)

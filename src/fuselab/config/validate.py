@@ -70,6 +70,12 @@ RULES: list[tuple[str, Callable[[Any], bool], str, str]] = [
     ),
     ("trainer.accumulate_grad_batches", _positive_int, POSITIVE, "trainer.accumulate_grad_batches=2"),
     (
+        "callbacks.early_stopping.patience",
+        lambda v: _is_int(v) and v >= 0,
+        "an integer >= 0 (validations without improvement before stopping)",
+        "callbacks.early_stopping.patience=5",
+    ),
+    (
         "trainer.limit_train_batches",
         _fraction_or_count,
         "a fraction in (0, 1] or a number of batches >= 1",
