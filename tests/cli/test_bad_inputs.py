@@ -118,6 +118,18 @@ EVAL_CASES = {
     "no checkpoint": ([], r"needs the checkpoint to evaluate: ckpt_path="),
     "unknown split": (["split=train", "ckpt_path=CKPT"], r"split=train is not one of \['test', 'val'\]"),
     "unknown modality dropped": (["drop=[audio]", "ckpt_path=CKPT"], r"drop=\['audio'\]: not modalities of this run"),
+    "every modality dropped": (
+        ["drop=[signal,tokens,image]", "ckpt_path=CKPT"],
+        r"drops every modality .*at least one",
+    ),
+    "a curve of one level": (
+        ["robustness.enabled=true", "robustness.levels=1", "ckpt_path=CKPT"],
+        r"robustness.levels=1: a curve needs 2 levels or more",
+    ),
+    "a missing baseline": (
+        ["robustness.enabled=true", "robustness.baseline=/nonexistent/robustness.json", "ckpt_path=CKPT"],
+        r"robustness.baseline=/nonexistent/robustness.json: cannot read it",
+    ),
 }
 
 

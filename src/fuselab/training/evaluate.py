@@ -127,6 +127,11 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     split = str(cfg.get("split", "test"))
     if split not in ("test", "val"):
         raise ConfigError(f"split={split} is not one of ['test', 'val']")
+    rob = cfg.get("robustness") or {}
+    if rob.get("enabled"):
+        from fuselab.training.robustness import check_settings
+
+        check_settings(rob.get("levels", 11), rob.get("baseline"))
     ckpt = load_checkpoint(cfg.ckpt_path)
     hp = ckpt["hyper_parameters"]
     run_cfg = OmegaConf.create(stored_config(hp["config"], f"ckpt_path={cfg.ckpt_path}", cfg.get("allow_targets")))
@@ -145,6 +150,11 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     unknown = [m for m in drop if m not in data.modalities]
     if unknown:
         raise ConfigError(f"drop={unknown}: not modalities of this run; it has {list(data.modalities)}")
+    if drop and set(drop) >= set(data.modalities):
+        raise ConfigError(
+            f"drop={drop} drops every modality of this run: the model would see nothing. Keep at least one of "
+            f"{list(data.modalities)}"
+        )
 
     save = bool(cfg.get("save_predictions", False))
     fmt = str(cfg.get("predictions_format", "parquet"))
@@ -174,7 +184,6 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         out["attention_maps"] = [str(p) for p in maps]
     elif save:
         out["predictions"] = str(write_predictions(plan.collected or [], data.target, out_dir, fmt))
-    rob = cfg.get("robustness") or {}
     if rob.get("enabled"):
         from fuselab.training.robustness import run_robustness
 

@@ -93,6 +93,26 @@ def plot_curves(levels: Sequence[float], curves: dict[str, list[float]], metric:
     return path
 
 
+def check_settings(levels: Any, baseline: str | None) -> dict[str, Any] | None:
+    """``robustness.levels`` makes a curve (two levels or more) and ``robustness.baseline`` is a
+    robustness.json with curves, checked before anything is evaluated; the baseline's content."""
+    if not isinstance(levels, int) or isinstance(levels, bool) or levels < 2:
+        raise ConfigError(f"robustness.levels={levels!r}: a curve needs 2 levels or more, e.g. robustness.levels=11")
+    if not baseline:
+        return None
+    path = Path(str(baseline)).expanduser()
+    try:
+        base = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"robustness.baseline={baseline}: cannot read it ({exc}); give the robustness.json another "
+            "fuselab-eval robustness.enabled=true wrote"
+        ) from exc
+    if not isinstance(base, dict) or not isinstance(base.get("curves"), dict):
+        raise ConfigError(f"robustness.baseline={baseline} holds no curves: it is not a fuselab robustness.json")
+    return base
+
+
 def run_robustness(
     task: Any,
     dm: Any,
@@ -135,8 +155,8 @@ def run_robustness(
         "missing": missing,
         "relative_robustness": {k: relative_robustness(c) for k, c in curves.items()},
     }
-    if baseline:
-        base = json.loads(Path(baseline).read_text())
+    base = check_settings(levels, baseline)
+    if base is not None:
         report["baseline"] = str(baseline)
         report["effective_robustness"] = {
             k: effective_robustness(c, base["curves"][k]) for k, c in curves.items() if k in base.get("curves", {})
