@@ -27,6 +27,7 @@ NODES = (
     "rnn",
     "model.encoders",
     "model.head",
+    "model.loss",
     "model.optimizer",
     "model.scheduler",
     "trainer",

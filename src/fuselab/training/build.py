@@ -107,16 +107,25 @@ def build_fusion_task(
         data=data,
         optimizer=instantiate(m.optimizer),
         scheduler=scheduler,
-        label_smoothing=float(m.loss.label_smoothing),
-        regression_loss=str(m.loss.regression),
-        aux_weight=float(m.loss.aux_weight),
+        loss=_config_errors("model.loss", build_loss, m.loss, data, class_weights),
         modality_dropout=float(m.modality_dropout),
         metrics=_names(m.get("metrics")),
         monitor=m.get("monitor"),
-        class_weights=class_weights,
         **_decoding(cfg, data),
         config=config,
     )
+
+
+# the model.loss node of checkpoints written before it had a _target_ (fuselab <= 0.2)
+LEGACY_LOSS = {"_target_": "fuselab.training.losses.TargetLoss", "_partial_": True}
+
+
+def build_loss(node: DictConfig, data: DataDescription, class_weights: list[float] | None) -> Any:
+    """The ``model.loss`` node built for the data's target; ``class_weights`` are the resolved ones
+    (:func:`resolve_class_weights`), in place of the node's ``balanced`` or list."""
+    if "_target_" not in node:
+        node = OmegaConf.merge(LEGACY_LOSS, node)
+    return instantiate(node, class_weights=class_weights)(data.target)
 
 
 def _decoding(cfg: DictConfig, data: DataDescription) -> dict[str, Any]:

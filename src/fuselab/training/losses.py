@@ -21,7 +21,11 @@ class TargetLoss(nn.Module):
     ``multilabel`` (target (B, O) in {0, 1}; the weights weigh each label's positives), L1 or MSE
     for ``regression`` (target (B, O) or (B,)); for ``generation``, token cross-entropy of
     logits (B, L-1, V) against target[:, 1:] (target (B, L) start..end+padding), padding masked,
-    label smoothing optional. Computed in fp32 whatever the autocast dtype."""
+    label smoothing optional. Computed in fp32 whatever the autocast dtype.
+
+    ``aux_weight`` weighs the per-modality losses of models that return ``aux_logits`` (late and
+    hybrid fusion) in :meth:`total`. ``class_weights`` are resolved ones (``balanced`` is turned
+    into numbers from the train split by the builder)."""
 
     def __init__(
         self,
@@ -29,8 +33,10 @@ class TargetLoss(nn.Module):
         label_smoothing: float = 0.0,
         regression: str = "l1",
         class_weights: Sequence[float] | None = None,
+        aux_weight: float = 0.0,
     ) -> None:
         super().__init__()
+        self.aux_weight = float(aux_weight)
         if regression not in REGRESSION_LOSSES:
             raise ConfigError(f"model.loss.regression={regression!r} is not one of {list(REGRESSION_LOSSES)}")
         self.kind = target.kind
@@ -66,6 +72,17 @@ class TargetLoss(nn.Module):
         if self.kind == "multilabel":
             return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=self.weight)
         return self.regression(logits, target.float().reshape(logits.shape))
+
+    def total(
+        self, logits: torch.Tensor, aux_logits: dict[str, torch.Tensor] | None, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the loss of the fused prediction plus ``aux_weight`` x the mean per-modality loss, that
+        mean or None when there is none to add)."""
+        loss = self(logits, target)
+        if self.aux_weight <= 0 or not aux_logits:
+            return loss, None
+        aux = torch.stack([self(head, target) for head in aux_logits.values()]).mean()
+        return loss + self.aux_weight * aux, aux
 
 
 def balanced_class_weights(labels: np.ndarray, target: TargetSpec) -> list[float]:

@@ -80,8 +80,9 @@ class FusionTask(pl.LightningModule):
 
     ``optimizer`` and ``scheduler`` are factories (Hydra ``_partial_`` configs): ``optimizer(params)``
     and ``scheduler(optimizer)``. ``modality_dropout`` drops each modality of a training sample
-    with that probability (keeping at least one). ``aux_weight`` adds the per-modality losses of
-    models that return ``aux_logits`` (late, hybrid). ``config`` (plain dict) and the data's
+    with that probability (keeping at least one). ``loss`` is the built ``model.loss`` node (a
+    :class:`TargetLoss` for the data's target when None); its ``total`` adds the per-modality
+    losses of models that return ``aux_logits`` (late, hybrid). ``config`` (plain dict) and the data's
     description are stored in the checkpoint so a run can be rebuilt from it alone.
     """
 
@@ -91,13 +92,10 @@ class FusionTask(pl.LightningModule):
         data: DataDescription,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
-        label_smoothing: float = 0.0,
-        regression_loss: str = "l1",
-        aux_weight: float = 0.0,
+        loss: nn.Module | None = None,
         modality_dropout: float = 0.0,
         metrics: Sequence[str] | None = None,
         monitor: str | None = None,
-        class_weights: Sequence[float] | None = None,
         scheduled_sampling: float = 0.0,
         search: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
@@ -107,17 +105,17 @@ class FusionTask(pl.LightningModule):
             raise ConfigError(f"model.modality_dropout must be in [0, 1), got {modality_dropout}")
         if not 0.0 <= scheduled_sampling <= 1.0:
             raise ConfigError(f"decoder.scheduled_sampling must be in [0, 1], got {scheduled_sampling}")
-        self.save_hyperparameters(
-            {"data": data.to_dict(), "config": config or {}, "class_weights": list(class_weights or [])}
-        )
+        self.loss = loss if loss is not None else TargetLoss(data.target)
+        weight = getattr(self.loss, "weight", None)
+        # the resolved class weights travel with the checkpoint (fuselab-eval rebuilds the loss from them)
+        class_weights = [] if weight is None else [float(w) for w in weight.tolist()]
+        self.save_hyperparameters({"data": data.to_dict(), "config": config or {}, "class_weights": class_weights})
         self.model = model
         self.target_spec = data.target
-        self.loss = TargetLoss(data.target, label_smoothing, regression_loss, class_weights)
         self.metric_names = list(metrics or [])
         self.monitor = monitor_for(data.target, monitor, self.metric_names)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.aux_weight = aux_weight
         self.modality_dropout = modality_dropout
         # generation: scheduled sampling in training, the search of test decoding (validation is greedy)
         self.scheduled_sampling = float(scheduled_sampling)
@@ -207,13 +205,11 @@ class FusionTask(pl.LightningModule):
             return self._generation_step(batch, inputs, stage)
         out = self(inputs)
         logits = out["logits"]
-        loss = self.loss(logits, target)
+        loss, aux = self.loss.total(logits, out.get("aux_logits"), target)
         self._check_finite(loss, stage)
         bs = len(target)
-        if self.aux_weight > 0 and "aux_logits" in out:
-            aux = torch.stack([self.loss(head, target) for head in out["aux_logits"].values()]).mean()
+        if aux is not None:
             self._means.add(f"{stage}/aux_loss", aux, bs)
-            loss = loss + self.aux_weight * aux
         self._log_loss(out, loss, stage, bs)
         metrics = self.metrics[f"{stage}_metrics"]
         target_m = target.squeeze(-1) if self.target_spec.kind == "regression" and target.ndim > 1 else target
