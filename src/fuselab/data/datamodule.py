@@ -28,6 +28,7 @@ import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Sampler
 
+from fuselab.config.rules import check_setting
 from fuselab.data.arrow import ArrowSplit
 from fuselab.data.checks import check_splits
 from fuselab.data.chunks import rows_to_dataset
@@ -136,12 +137,10 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
             if len(set(selected)) != len(selected):
                 raise ConfigError(f"data.modalities lists a modality twice: {selected}")
         self.selected = selected
+        check_setting("data.batch_size", batch_size)
+        check_setting("data.eval_batch_size", eval_batch_size)
+        check_setting("data.num_workers", num_workers)
         self.batch_size = int(batch_size)
-        if int(batch_size) < 1 or (eval_batch_size is not None and int(eval_batch_size) < 1):
-            raise ConfigError(
-                f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} must be >= 1 "
-                "(eval_batch_size may be null: the same as batch_size)"
-            )
         self.eval_batch_size = int(batch_size if eval_batch_size is None else eval_batch_size)
         self.num_workers = int(num_workers)
         self.pin_memory = bool(pin_memory)

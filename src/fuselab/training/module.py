@@ -14,6 +14,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix, MultilabelConfusionMatrix
 
+from fuselab.config.rules import check_setting
 from fuselab.data.specs import PAD_ID, DataDescription, ModalityBatch
 from fuselab.errors import ConfigError
 from fuselab.training.losses import TargetLoss
@@ -101,10 +102,8 @@ class FusionTask(pl.LightningModule):
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 <= modality_dropout < 1.0:
-            raise ConfigError(f"model.modality_dropout must be in [0, 1), got {modality_dropout}")
-        if not 0.0 <= scheduled_sampling <= 1.0:
-            raise ConfigError(f"decoder.scheduled_sampling must be in [0, 1], got {scheduled_sampling}")
+        check_setting("model.modality_dropout", modality_dropout)
+        check_setting("decoder.scheduled_sampling", scheduled_sampling)
         self.loss = loss if loss is not None else TargetLoss(data.target)
         weight = getattr(self.loss, "weight", None)
         # the resolved class weights travel with the checkpoint (fuselab-eval rebuilds the loss from them)
