@@ -35,6 +35,7 @@ def build_model(cfg: DictConfig, data: DataDescription) -> nn.Module:
         modalities=dict(data.modalities), target=data.target, encoders=encoders, head=head, aligned=data.aligned
     )
     kwargs: dict[str, Any] = OmegaConf.to_container(cfg.fusion, resolve=True)  # type: ignore[assignment]
+    fusion_cls = get_class(kwargs.pop("_target_"))
     if data.target.is_generation:
         from functools import partial
 
@@ -42,6 +43,6 @@ def build_model(cfg: DictConfig, data: DataDescription) -> nn.Module:
         from fuselab.models.generation import build_generation_model
 
         arch = {k: cfg.decoder[k] for k in DECODER_ARCHITECTURE}
-        return build_generation_model(ctx, kwargs, partial(RecurrentDecoder, **arch), int(cfg.decoder.memory_dim))
-    fusion_cls = get_class(kwargs.pop("_target_"))
+        decoder = partial(RecurrentDecoder, **arch)
+        return build_generation_model(ctx, fusion_cls, kwargs, decoder, int(cfg.decoder.memory_dim))
     return fusion_cls(ctx, **kwargs)

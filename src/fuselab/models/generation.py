@@ -134,15 +134,16 @@ class EncoderDecoder(nn.Module):
 
 
 def build_generation_model(
-    ctx: FusionContext, fusion: dict[str, Any], decoder: DecoderFactory, memory_dim: int
+    ctx: FusionContext, fusion_cls: type, fusion: dict[str, Any], decoder: DecoderFactory, memory_dim: int
 ) -> EncoderDecoder:
     """The generation model of ``fusion=feature`` (its operator settings) and the ``decoder``
     group; other fusion levels predict one output per sample and have no decoder."""
-    target = str(fusion.pop("_target_", ""))
-    if not target.endswith("FeatureFusion"):
+    from fuselab.models.fusion.feature import FeatureFusion
+
+    if not (isinstance(fusion_cls, type) and issubclass(fusion_cls, FeatureFusion)):
         raise ConfigError(
             f"a generation target is decoded from fusion=feature (its operator fuses the decoder's initial "
-            f"state; decoder.attention attends over every modality), not {target.rsplit('.', 1)[-1]}: set "
+            f"state; decoder.attention attends over every modality), not {fusion_cls.__name__}: set "
             "fusion=feature"
         )
     return EncoderDecoder(ctx, decoder, memory_dim=memory_dim, **fusion)
