@@ -266,3 +266,23 @@ def test_fused_initial_state_sets_both_the_lstm_hidden_and_cell_state():
     assert not c_zero.any()
     gru = RecurrentDecoder(7, ["a"], 4, 5, cell="gru", hidden_size=6, attention="none")
     assert gru.to_c0 is None and gru.start(fused)[1].shape == (3, 0)
+
+
+@pytest.mark.parametrize("fusion", ["early", "late", "hybrid", "crossmodal"])
+def test_a_generation_target_needs_feature_fusion(fusion: str):
+    """The decoder's initial state is fused by feature fusion's operator; other levels are refused
+    by class (a subclass of FeatureFusion would pass)."""
+    from conftest import compose_train
+
+    from fuselab.data.specs import DataDescription
+    from fuselab.models.build import build_model
+
+    cfg = compose_train(["data=synthetic_generation", f"fusion={fusion}"])
+    spec = ModalitySpec("signal", "sequence", (None, 4))
+    data = DataDescription(
+        {"signal": spec, "other": ModalitySpec("other", "sequence", (None, 3))},
+        TargetSpec("generation", 8, vocabulary=("<pad>", "<bos>", "<eos>", "<unk>", "a", "b", "c", "d")),
+        aligned=True,
+    )
+    with pytest.raises(ConfigError, match=r"a generation target is decoded from fusion=feature .* set fusion=feature"):
+        build_model(cfg, data)
