@@ -15,12 +15,17 @@ from fuselab.cli.common import run_guarded
 from fuselab.runs.job import eval_job, train_job
 
 
+# the cache's own bookkeeping, which any preparation may update: the memo of source-file hashes
+# and the lock files of preparations
+BOOKKEEPING = ("file-hashes.json", ".lock")
+
+
 def snapshot(*roots: Path) -> dict[str, str]:
-    """Path -> content hash of every file under ``roots``."""
+    """Path -> content hash of every file under ``roots`` (but the cache's bookkeeping)."""
     found = {}
     for root in roots:
         for p in sorted(root.rglob("*")):
-            if p.is_file():
+            if p.is_file() and not p.name.endswith(BOOKKEEPING):
                 found[str(p)] = hashlib.sha1(p.read_bytes()).hexdigest()
     return found
 
@@ -257,3 +262,87 @@ def test_a_pickled_payload_as_checkpoint_is_refused_unrun(
     assert f"{setting}={evil} is not a readable checkpoint" in line and "never unpickles" in line, line
     assert "weights_only" not in line  # torch's advice to load it unsafely is not passed on
     assert not marker.exists()
+
+
+# ---- someone else's data through data=hf: refused in one line at preparation ------------------
+def _hf_source(root: Path, edit=None) -> Path:
+    """train.parquet and test.parquet of a small labelled set; ``edit(split, columns)`` changes it
+    (``EMPTY_TEST``: a test file with the schema and no row)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", 30), ("test", 9)):
+        cols = {
+            "s": rng.normal(size=(n, 4, 3)).astype(np.float32).tolist(),
+            "v": rng.normal(size=(n, 4)).astype(np.float32).tolist(),
+            "t": rng.integers(0, 10, size=(n, 5)).tolist(),
+            "y": (np.arange(n) % 3).tolist(),
+            "name": [["cat", "dog", "owl"][i % 3] for i in range(n)],
+        }
+        if edit not in (None, EMPTY_TEST):
+            edit(split, cols)
+        table = pa.table(cols)
+        pq.write_table(
+            table.slice(0, 0) if edit is EMPTY_TEST and split == "test" else table, root / f"{split}.parquet"
+        )
+    return root
+
+
+EMPTY_TEST = object()
+
+
+def _in_test(column, row, value):
+    def edit(split, cols):
+        if split == "test":
+            cols[column][row] = value
+
+    return edit
+
+
+COLUMNS = (
+    "data.columns={s: {column: s, kind: sequence}, v: {column: v, kind: vector}, "
+    "t: {column: t, kind: tokens, vocab_size: 10}}"
+)
+HF_CASES = {
+    "NaN in the test split only": (
+        _in_test("v", 4, [0.0, float("nan"), 0.0, 0.0]),
+        [],
+        r"row 4 of the prepared test split, column 'v'.*non-finite value \(nan\)",
+    ),
+    "a label unseen in train": (
+        _in_test("name", 2, "cow"),
+        ["data.target_column=name"],
+        r"row 2 of the test split: label 'cow' never occurs in train",
+    ),
+    "a negative label": (_in_test("y", 1, -1), ["data.target_column=y"], r"a class id -1, outside \[0, 3\)"),
+    "a token id at vocab_size": (
+        _in_test("t", 3, [1, 2, 10, 4, 5]),
+        [],
+        r"a token id 10, outside \[0, 10\) \(its vocab_size is 10\)",
+    ),
+    "a step of another width": (
+        _in_test("s", 5, [[0.0, 1.0]] * 4),
+        [],
+        r"row 5 of the prepared test split, column 's'.*steps of 2 features",
+    ),
+    "val_fraction=0": (None, ["data.val_fraction=0"], r"data.val_fraction=0: .*strictly between 0 and 1"),
+    "val_fraction=1": (None, ["data.val_fraction=1"], r"data.val_fraction=1: .*strictly between 0 and 1"),
+    "an empty test split": (EMPTY_TEST, [], r"the test split is empty \(test.parquet holds no row\)"),
+    "multilabel on class ids": (
+        None,
+        ["data.target_kind=multilabel", "data.target_column=y"],
+        r"a multilabel value 2, outside \[0, 2\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HF_CASES))
+def test_refused_data_from_someone_else(case: str, tmp_path: Path, earlier_run: Path, capsys):
+    edit, extra, expect = HF_CASES[case]
+    source = _hf_source(tmp_path / "source", edit)
+    target = [] if any(o.startswith("data.target_column") for o in extra) else ["data.target_column=y"]
+    line = refused(tmp_path, earlier_run, capsys, ["data=hf", f"data.source={source}", COLUMNS, *target, *extra, *FAST])
+    assert re.search(expect, line), line

@@ -12,6 +12,7 @@ serve padded batches of the selected modalities.
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import json
 import logging
@@ -43,6 +44,19 @@ SPLITS = ("train", "val", "test")
 DONE_MARKER = "fuselab_prepared.json"
 # part of every cache key: a change of what the marker holds never reuses an older cache
 CACHE_FORMAT = 3  # 3: every split checked at preparation (fuselab.data.checks)
+
+
+@contextlib.contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """No ``datasets`` progress bars while preparing: they write to stderr, where a refused input
+    must be the one line that names its fix (fuselab logs the preparation itself)."""
+    was_on = datasets.utils.logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()
 
 
 def default_cache_dir() -> str:
@@ -231,7 +245,8 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         target.parent.mkdir(parents=True, exist_ok=True)
         self._scratch = target.parent / f".scratch-{target.name}-{uuid.uuid4().hex[:8]}"
         try:
-            self._save_prepared(target)
+            with quiet_datasets():
+                self._save_prepared(target)
         finally:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
