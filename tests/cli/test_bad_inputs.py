@@ -14,7 +14,6 @@ from conftest import FAST, SMALL_DATA, compose_train
 from fuselab.cli.common import run_guarded
 from fuselab.runs.job import eval_job, train_job
 
-
 # the cache's own bookkeeping, which any preparation may update: the memo of source-file hashes
 # and the lock files of preparations
 BOOKKEEPING = ("file-hashes.json", ".lock")

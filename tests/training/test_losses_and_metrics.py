@@ -143,7 +143,7 @@ def test_class_weights_change_the_loss_as_computed_by_hand():
 
 
 def test_the_balanced_sampler_draws_classes_alike_and_repeats_per_epoch():
-    from fuselab.data.datamodule import EpochBalancedSampler
+    from fuselab.data.samplers import EpochBalancedSampler
 
     labels = np.array([0] * 90 + [1] * 10)
     sampler = EpochBalancedSampler(labels, seed=3)

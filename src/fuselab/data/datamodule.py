@@ -34,6 +34,7 @@ from fuselab.data.arrow import ArrowSplit
 from fuselab.data.checks import check_splits
 from fuselab.data.chunks import rows_to_dataset
 from fuselab.data.collate import REFERENCES_COLUMN, PaddedCollate, move_batch, present_column
+from fuselab.data.samplers import EpochBalancedSampler, EpochShuffle
 from fuselab.data.specs import DataDescription, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 from fuselab.locks import FileLock
@@ -73,40 +74,6 @@ class PreparedData:
     target: TargetSpec
     aligned: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
-
-
-class EpochShuffle(Sampler[int]):
-    """A random order that depends only on (seed, epoch): a run resumed at epoch k sees the same
-    batches as one that was never interrupted. Lightning calls ``set_epoch`` every epoch."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist())
-
-    def __len__(self) -> int:
-        return self.size
-
-
-class EpochBalancedSampler(EpochShuffle):
-    """Draws ``size`` training samples per epoch, with replacement, every class equally likely
-    (sample weight 1 / its class's count); like :class:`EpochShuffle`, the draw depends only on
-    (seed, epoch), so a resumed run sees the same batches."""
-
-    def __init__(self, labels: np.ndarray, seed: int) -> None:
-        super().__init__(len(labels), seed)
-        labels = np.asarray(labels).astype(np.int64).ravel()
-        counts = np.bincount(labels)
-        weights = 1.0 / counts[labels]
-        self.p = weights / weights.sum()
-
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        return iter(rng.choice(self.size, size=self.size, replace=True, p=self.p).tolist())
 
 
 class PairedDataModule(pl.LightningDataModule, abc.ABC):
