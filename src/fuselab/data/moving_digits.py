@@ -25,16 +25,8 @@ from typing import Any
 import datasets
 import numpy as np
 
+from fuselab.data import mnist_fsdd as digits
 from fuselab.data.datamodule import PairedDataModule, PreparedData
-from fuselab.data.mnist_fsdd import (
-    TAKES,
-    find_mnist,
-    fsdd_index,
-    read_wav,
-    resize_digits,
-    source_dirs,
-    source_fingerprint,
-)
 from fuselab.data.specs import ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
@@ -91,7 +83,7 @@ class MovingDigitsDataModule(PairedDataModule):
         seed: int = 0,
         **loader_kwargs: Any,
     ) -> None:
-        self.mnist_dir, self.fsdd_dir = source_dirs("moving_digits", mnist_dir, fsdd_dir)
+        self.mnist_dir, self.fsdd_dir = digits.source_dirs("moving_digits", mnist_dir, fsdd_dir)
         if not 1 <= int(min_frames) <= int(max_frames):
             raise ConfigError(f"data.min_frames={min_frames}, data.max_frames={max_frames}: need 1 <= min <= max")
         if not 7 <= int(digit_size) <= int(canvas):
@@ -121,16 +113,17 @@ class MovingDigitsDataModule(PairedDataModule):
         return ["video", "audio"]
 
     def fingerprint(self) -> dict[str, Any]:
-        return source_fingerprint(self.mnist_dir, self.fsdd_dir, self.params, self.cache_dir)
+        return digits.source_fingerprint(self.mnist_dir, self.fsdd_dir, self.params, self.cache_dir)
 
     def build(self) -> PreparedData:
         p = self.params
         rng = np.random.default_rng(p["seed"])
-        recordings: dict[str, dict[int, list[Path]]] = {s: {d: [] for d in range(10)} for s in TAKES}
-        for digit, _, take, path in fsdd_index(self.fsdd_dir):
-            recordings[next((s for s, t in TAKES.items() if take in t), "train")][digit].append(path)
-        waves = {path: read_wav(path) for by in recordings.values() for files in by.values() for path in files}
-        (train_x, train_y), (test_x, test_y) = find_mnist(self.mnist_dir, "train"), find_mnist(self.mnist_dir, "test")
+        recordings: dict[str, dict[int, list[Path]]] = {s: {d: [] for d in range(10)} for s in digits.TAKES}
+        for digit, _, take, path in digits.fsdd_index(self.fsdd_dir):
+            recordings[next((s for s, t in digits.TAKES.items() if take in t), "train")][digit].append(path)
+        waves = {path: digits.read_wav(path) for by in recordings.values() for files in by.values() for path in files}
+        (train_x, train_y) = digits.find_mnist(self.mnist_dir, "train")
+        (test_x, test_y) = digits.find_mnist(self.mnist_dir, "test")
         pools = {"train": (train_x[:-10000], train_y[:-10000]), "val": (train_x[-10000:], train_y[-10000:])}
         pools["test"] = (test_x, test_y)
         c = p["canvas"]
@@ -168,7 +161,7 @@ class MovingDigitsDataModule(PairedDataModule):
         x, y = pool
         i = int(rng.integers(len(y)))
         digit = int(y[i])
-        small = resize_digits(x[i : i + 1].astype(np.float32) / 255.0, s)[0]
+        small = digits.resize_digits(x[i : i + 1].astype(np.float32) / 255.0, s)[0]
         frames = int(rng.integers(p["min_frames"], p["max_frames"] + 1))
         video = rng.normal(0.0, p["noise"], size=(frames, c, c)).astype(np.float32)
         for t, (top, left) in enumerate(trajectory(rng, frames, c - s)):
