@@ -286,3 +286,23 @@ def test_a_generation_target_needs_feature_fusion(fusion: str):
     )
     with pytest.raises(ConfigError, match=r"a generation target is decoded from fusion=feature .* set fusion=feature"):
         build_model(cfg, data)
+
+
+def test_the_decoder_group_is_one_node_and_a_legacy_node_still_builds():
+    """``decoder`` builds a DecoderSettings (architecture, memory width, sampling, search); a
+    stored node from before it had a _target_ builds the same settings."""
+    from conftest import compose_train
+    from omegaconf import OmegaConf
+
+    from fuselab.models.build import decoder_settings
+    from fuselab.models.decoder import DecoderSettings
+
+    cfg = compose_train(["data=synthetic_generation", "decoder.search.beam_size=4", "decoder.attention=dot"])
+    settings = decoder_settings(cfg)
+    assert isinstance(settings, DecoderSettings) and settings.architecture["attention"] == "dot"
+    assert settings.search == {"beam_size": 4, "max_length": 30, "length_penalty": 0.0}
+    legacy = OmegaConf.to_container(cfg.decoder, resolve=True)
+    legacy.pop("_target_")
+    again = decoder_settings(OmegaConf.create({"decoder": legacy}))
+    assert again.architecture == settings.architecture and again.search == settings.search
+    assert again.memory_dim == settings.memory_dim and again.scheduled_sampling == settings.scheduled_sampling

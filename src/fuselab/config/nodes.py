@@ -31,6 +31,7 @@ NODES = (
     "model.optimizer",
     "model.scheduler",
     "trainer",
+    "decoder",
 )
 GROUPS = ("callbacks", "logger")
 

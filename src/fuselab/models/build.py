@@ -11,17 +11,19 @@ from torch import nn
 from fuselab.data.specs import DataDescription
 from fuselab.models.fusion.base import FusionContext
 
-# the keys of the ``decoder`` group that shape the decoder (the others are training and search settings)
-DECODER_ARCHITECTURE = (
-    "cell",
-    "hidden_size",
-    "num_layers",
-    "dropout",
-    "embed_dim",
-    "attention",
-    "attention_dim",
-    "init",
-)
+# the decoder node of checkpoints written before it had a _target_ (fuselab <= 0.2)
+LEGACY_DECODER = {"_target_": "fuselab.models.decoder.DecoderSettings"}
+
+
+def decoder_settings(cfg: DictConfig) -> Any:
+    """The ``decoder`` node built (a :class:`~fuselab.models.decoder.DecoderSettings`), or None
+    when the config has none."""
+    node = cfg.get("decoder")
+    if node is None:
+        return None
+    if "_target_" not in node:
+        node = OmegaConf.merge(LEGACY_DECODER, node)
+    return instantiate(node)
 
 
 def build_model(cfg: DictConfig, data: DataDescription) -> nn.Module:
@@ -37,12 +39,8 @@ def build_model(cfg: DictConfig, data: DataDescription) -> nn.Module:
     kwargs: dict[str, Any] = OmegaConf.to_container(cfg.fusion, resolve=True)  # type: ignore[assignment]
     fusion_cls = get_class(kwargs.pop("_target_"))
     if data.target.is_generation:
-        from functools import partial
-
-        from fuselab.models.decoder import RecurrentDecoder
         from fuselab.models.generation import build_generation_model
 
-        arch = {k: cfg.decoder[k] for k in DECODER_ARCHITECTURE}
-        decoder = partial(RecurrentDecoder, **arch)
-        return build_generation_model(ctx, fusion_cls, kwargs, decoder, int(cfg.decoder.memory_dim))
+        settings = decoder_settings(cfg)
+        return build_generation_model(ctx, fusion_cls, kwargs, settings.factory(), settings.memory_dim)
     return fusion_cls(ctx, **kwargs)

@@ -12,6 +12,10 @@ works.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -127,3 +131,42 @@ class RecurrentDecoder(nn.Module):
             hs.append(h_l)
             x = self.drop(h_l) if layer < self.num_layers - 1 else h_l
         return torch.stack(hs, 1), (torch.stack(cs, 1) if cs else c)
+
+
+class DecoderSettings:
+    """The ``decoder`` group as one object (its node's ``_target_``): the decoder's architecture
+    (:meth:`factory`, the :class:`RecurrentDecoder` the encoder-decoder builds), the width its
+    memory items are projected to, and the training and test-time decoding settings the task reads
+    (``scheduled_sampling``, ``search``: beam_size, max_length, length_penalty)."""
+
+    def __init__(
+        self,
+        cell: str = "gru",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        embed_dim: int = 64,
+        attention: str = "additive",
+        attention_dim: int = 64,
+        init: str = "fused",
+        memory_dim: int = 64,
+        scheduled_sampling: float = 0.0,
+        search: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.architecture = {
+            "cell": cell,
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "dropout": dropout,
+            "embed_dim": embed_dim,
+            "attention": attention,
+            "attention_dim": attention_dim,
+            "init": init,
+        }
+        self.memory_dim = int(memory_dim)
+        self.scheduled_sampling = float(scheduled_sampling)
+        self.search = {k: (float(v) if k == "length_penalty" else int(v)) for k, v in (search or {}).items()}
+
+    def factory(self) -> Callable[..., RecurrentDecoder]:
+        """The decoder, given what only the model knows (vocabulary, modalities, widths)."""
+        return partial(RecurrentDecoder, **self.architecture)

@@ -22,7 +22,7 @@ from pytorch_lightning.loggers import Logger
 from fuselab.data.datamodule import PairedDataModule
 from fuselab.data.specs import DataDescription
 from fuselab.errors import ConfigError, user_error
-from fuselab.models.build import build_model
+from fuselab.models.build import build_model, decoder_settings
 from fuselab.training.module import FusionTask
 
 T = TypeVar("T")
@@ -129,15 +129,12 @@ def build_loss(node: DictConfig, data: DataDescription, class_weights: list[floa
 
 
 def _decoding(cfg: DictConfig, data: DataDescription) -> dict[str, Any]:
-    """The training and search settings of the ``decoder`` group (generation targets only)."""
-    decoder = cfg.get("decoder")
-    if not data.target.is_generation or decoder is None:
+    """What the task reads of the ``decoder`` node: scheduled sampling and the test-time search
+    (generation targets only)."""
+    settings = decoder_settings(cfg) if data.target.is_generation else None
+    if settings is None:
         return {}
-    search = decoder.get("search") or {}
-    return {
-        "scheduled_sampling": float(decoder.get("scheduled_sampling", 0.0)),
-        "search": {k: (float(v) if k == "length_penalty" else int(v)) for k, v in search.items()},
-    }
+    return {"scheduled_sampling": settings.scheduled_sampling, "search": settings.search}
 
 
 def _names(value: Any) -> list[str] | None:
