@@ -303,6 +303,8 @@ def test_the_decoder_group_is_one_node_and_a_legacy_node_still_builds():
     assert settings.search == {"beam_size": 4, "max_length": 30, "length_penalty": 0.0}
     legacy = OmegaConf.to_container(cfg.decoder, resolve=True)
     legacy.pop("_target_")
-    again = decoder_settings(OmegaConf.create({"decoder": legacy}))
+    from fuselab.training.evaluate import upgrade_stored_config
+
+    again = decoder_settings(OmegaConf.create(upgrade_stored_config({"decoder": legacy})))
     assert again.architecture == settings.architecture and again.search == settings.search
     assert again.memory_dim == settings.memory_dim and again.scheduled_sampling == settings.scheduled_sampling

@@ -11,19 +11,12 @@ from torch import nn
 from fuselab.data.specs import DataDescription
 from fuselab.models.fusion.base import FusionContext
 
-# the decoder node of checkpoints written before it had a _target_ (fuselab <= 0.2)
-LEGACY_DECODER = {"_target_": "fuselab.models.decoder.DecoderSettings"}
-
 
 def decoder_settings(cfg: DictConfig) -> Any:
     """The ``decoder`` node built (a :class:`~fuselab.models.decoder.DecoderSettings`), or None
     when the config has none."""
     node = cfg.get("decoder")
-    if node is None:
-        return None
-    if "_target_" not in node:
-        node = OmegaConf.merge(LEGACY_DECODER, node)
-    return instantiate(node)
+    return None if node is None else instantiate(node)
 
 
 def build_model(cfg: DictConfig, data: DataDescription) -> nn.Module:

@@ -116,15 +116,9 @@ def build_fusion_task(
     )
 
 
-# the model.loss node of checkpoints written before it had a _target_ (fuselab <= 0.2)
-LEGACY_LOSS = {"_target_": "fuselab.training.losses.TargetLoss", "_partial_": True}
-
-
 def build_loss(node: DictConfig, data: DataDescription, class_weights: list[float] | None) -> Any:
     """The ``model.loss`` node built for the data's target; ``class_weights`` are the resolved ones
     (:func:`resolve_class_weights`), in place of the node's ``balanced`` or list."""
-    if "_target_" not in node:
-        node = OmegaConf.merge(LEGACY_LOSS, node)
     return instantiate(node, class_weights=class_weights)(data.target)
 
 

@@ -51,7 +51,27 @@ def stored_config(config: Any, source: str, trusted: Any = None) -> dict[str, An
     trusted = [str(t) for t in (trusted or [])]
     kept = {k: v for k, v in config.items() if k in REBUILT or not isinstance(v, (dict, list))}
     check_targets(kept, source, trusted)
-    return kept
+    return upgrade_stored_config(kept)
+
+
+# nodes that had no _target_ in the configs of older checkpoints (fuselab <= 0.2), and the one
+# they build now: filled in where a stored config enters, so the builders know one form
+LEGACY_TARGETS = {
+    ("model", "loss"): {"_target_": "fuselab.training.losses.TargetLoss", "_partial_": True},
+    ("decoder",): {"_target_": "fuselab.models.decoder.DecoderSettings"},
+}
+
+
+def upgrade_stored_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with each node of :data:`LEGACY_TARGETS` given its ``_target_`` when it lacks one."""
+    for path, target in LEGACY_TARGETS.items():
+        *parents, last = path
+        node: Any = config
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(last), dict) and "_target_" not in node[last]:
+            node[last] = {**target, **node[last]}
+    return config
 
 
 def check_weights_fit(task: Any, state_dict: dict[str, Any], path: str | Path) -> None:
