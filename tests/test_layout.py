@@ -33,8 +33,8 @@ MODULES = {_module(p) for p in SRC.rglob("*.py")}
 
 def _imports(path: Path) -> list[tuple[str, bool]]:
     """(imported fuselab module, imported at module level?) for every import in the file;
-    ``from fuselab.data import text`` is an edge to the module ``fuselab.data.text`` (and to the
-    package, whose ``__init__`` runs first)."""
+    ``from fuselab.data.readers import text`` is an edge to the module ``fuselab.data.readers.text``
+    (and to the package, whose ``__init__`` runs first)."""
     tree = ast.parse(path.read_text())
     top = {id(n) for n in tree.body}
     found = []
@@ -68,6 +68,25 @@ def test_stages_import_only_downwards():
             if t > s:
                 upward.append(f"{module} -> {target}")
     assert not upward, "lower stages import higher ones: " + ", ".join(upward)
+
+
+# inside data/: the contract and base (0) <- the readers of raw inputs (1) <- the datasets (2)
+DATA_KINDS = {"fuselab.data.readers": 1, "fuselab.data.datasets": 2}
+
+
+def _data_kind(module: str) -> int:
+    return next((k for pkg, k in DATA_KINDS.items() if module == pkg or module.startswith(pkg + ".")), 0)
+
+
+def test_data_kinds_import_only_downwards():
+    upward = [
+        f"{module} -> {target}"
+        for module, imports in GRAPH.items()
+        if module.startswith("fuselab.data")
+        for target, _ in imports
+        if target.startswith("fuselab.data") and _data_kind(target) > _data_kind(module)
+    ]
+    assert not upward, "the data base or a reader imports a dataset or reader above it: " + ", ".join(upward)
 
 
 def test_no_import_circles():

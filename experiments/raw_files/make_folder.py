@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fuselab.data.avmnist_build import find_mnist, fsdd_recordings, read_wav
+from fuselab.data.datasets.avmnist_build import find_mnist, fsdd_recordings, read_wav
 
 PARITY = ("even", "odd")
 SIZE = ("small", "large")

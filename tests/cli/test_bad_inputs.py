@@ -192,7 +192,7 @@ def _set(path: str, value):
     [
         ("rnn", "os.system"),
         ("data", "subprocess.run"),
-        ("model.head", "fuselab.data.hf.np.save"),
+        ("model.head", "fuselab.data.datasets.hf.np.save"),
         ("model.encoders", "pathlib.Path.write_text"),
         ("fusion", "builtins.exec"),
         ("model.optimizer", "torch.save"),

@@ -13,7 +13,7 @@ from fuselab.errors import ConfigError
     [
         "fuselab.models.fusion.EarlyFusion",  # re-exported by its package
         "fuselab.models.recurrent.RecurrentEncoder",
-        "fuselab.data.synthetic.SyntheticDataModule",
+        "fuselab.data.datasets.synthetic.SyntheticDataModule",
         "torch.optim.Adam",
         "torch.optim.lr_scheduler.CosineAnnealingLR",
         "torch.optim.lr_scheduler.ReduceLROnPlateau",
@@ -32,8 +32,8 @@ def test_fuselab_classes_and_torch_optimizers_are_allowed(target: str):
         ("torch.load", "outside fuselab and torch.optim"),
         ("fuselabx.thing.Cls", "outside fuselab and torch.optim"),
         # an allowed module's attribute that leads out of the allowed packages
-        ("fuselab.data.hf.np.load", "reaches into numpy"),
-        ("fuselab.data.hf.datasets.load_dataset", "reaches into datasets"),
+        ("fuselab.data.datasets.hf.np.load", "reaches into numpy"),
+        ("fuselab.data.datasets.hf.datasets.load_dataset", "reaches into datasets"),
         ("fuselab.config.targets.importlib.import_module", "reaches into importlib"),
         # a class another package defines, imported into a fuselab module
         ("fuselab.data.files.Path", "pathlib"),
@@ -72,3 +72,16 @@ def test_trusted_packages_are_the_users_choice():
     with pytest.raises(ConfigError):
         resolve_allowed("json.JSONDecoder")
     assert resolve_allowed("json.JSONDecoder", trusted=["json"]).__name__ == "JSONDecoder"
+
+
+def test_a_stored_target_of_a_moved_data_module_is_renamed_before_it_is_checked():
+    from fuselab.training.evaluate import stored_config
+
+    old = {
+        "data": {"_target_": "fuselab.data.hf.HFDataModule", "columns": {"t": {"kind": "text"}}},
+        "model": {"optimizer": {"_target_": "torch.optim.Adam", "lr": 0.1}},
+    }
+    kept = stored_config(old, "ckpt_path=x.ckpt")
+    assert kept["data"]["_target_"] == "fuselab.data.datasets.hf.HFDataModule"
+    assert kept["model"]["optimizer"]["_target_"] == "torch.optim.Adam"
+    assert old["data"]["_target_"] == "fuselab.data.hf.HFDataModule"  # the caller's dict is not changed

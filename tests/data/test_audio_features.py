@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fuselab.data.audio_features import features, load_wav, stft_log_magnitude
-from fuselab.data.avmnist_build import HOP, N_FFT, NpyWriter, spectrogram
+from fuselab.data.datasets.avmnist_build import HOP, N_FFT, NpyWriter, spectrogram
+from fuselab.data.readers.audio_features import features, load_wav, stft_log_magnitude
 from fuselab.errors import ConfigError
 
 
@@ -92,7 +92,7 @@ def write_clips(root: Path, rates: tuple[int, ...] = (8000,), broken: int | None
 
 
 def audio_module(root: Path, tmp_path: Path, bad_rows: str = "refuse", **settings):
-    from fuselab.data.hf import HFDataModule
+    from fuselab.data.datasets.hf import HFDataModule
 
     cols = {"speech": {"column": "clip", "kind": "audio", **settings}}
     return HFDataModule(str(root), columns=cols, cache_dir=str(tmp_path / "cache"), batch_size=4, bad_rows=bad_rows)

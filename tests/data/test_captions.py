@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fuselab.data.captions import CaptionsDataModule, fit_vocabulary, words
+from fuselab.data.datasets.captions import CaptionsDataModule, fit_vocabulary, words
 from fuselab.data.specs import UNK_ID
 from fuselab.errors import ConfigError
 

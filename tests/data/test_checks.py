@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fuselab.data.checks import BLOCK, check_splits
-from fuselab.data.hf import HFDataModule
+from fuselab.data.datasets.hf import HFDataModule
 from fuselab.data.specs import DataDescription, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 

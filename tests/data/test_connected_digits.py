@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA
 
-from fuselab.data.audio_features import log_mel, mel_filterbank, trim_silence
-from fuselab.data.connected_digits import ConnectedDigitsDataModule
+from fuselab.data.datasets.connected_digits import ConnectedDigitsDataModule
+from fuselab.data.readers.audio_features import log_mel, mel_filterbank, trim_silence
 from fuselab.errors import ConfigError
 
 needs_data = pytest.mark.skipif(

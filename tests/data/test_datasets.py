@@ -12,9 +12,9 @@ import torch
 from conftest import FAST, SHARED_DATA, compose_train
 from fixtures_data import DIMS, write_affect, write_avmnist, write_mmimdb
 
-from fuselab.data.affect import AffectDataModule
-from fuselab.data.avmnist import AVMNISTDataModule
-from fuselab.data.mmimdb import MMIMDbDataModule
+from fuselab.data.datasets.affect import AffectDataModule
+from fuselab.data.datasets.avmnist import AVMNISTDataModule
+from fuselab.data.datasets.mmimdb import MMIMDbDataModule
 from fuselab.errors import ConfigError
 from fuselab.runs.job import train_job as train
 
@@ -66,8 +66,8 @@ def test_avmnist_bad_files_name_the_file_and_the_expectation(tmp_path: Path):
 )
 @pytest.mark.slow  # trains or builds a dataset for over a second
 def test_avmnist_builder_end_to_end_on_a_slice(tmp_path: Path):
-    from fuselab.data.avmnist_build import build_avmnist
-    from fuselab.data.mnist_fsdd import fsdd_recordings
+    from fuselab.data.datasets.avmnist_build import build_avmnist
+    from fuselab.data.readers.mnist_fsdd import fsdd_recordings
 
     info = build_avmnist(SHARED_DATA / "mnist", SHARED_DATA / "fsdd", tmp_path / "av", train_limit=300, test_limit=60)
     assert info["train"] == 300 and 1 <= info["pca_components"] <= 30
@@ -202,7 +202,7 @@ def test_mmimdb_errors(tmp_path: Path):
 def test_hf_maps_columns_of_a_saved_dataset(tmp_path: Path):
     import datasets
 
-    from fuselab.data.hf import HFDataModule
+    from fuselab.data.datasets.hf import HFDataModule
 
     rng = np.random.default_rng(0)
 
@@ -291,7 +291,7 @@ def test_normalisation_uses_the_train_split_only(tmp_path: Path):
 
 def test_fast_arrow_batches_equal_the_datasets_formatting(tmp_path: Path):
     from fuselab.data.arrow import ArrowSplit
-    from fuselab.data.synthetic import SyntheticDataModule
+    from fuselab.data.datasets.synthetic import SyntheticDataModule
 
     write_affect(tmp_path / "mosi.pkl", "mmsa", aligned=False)
     modules = [

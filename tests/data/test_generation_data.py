@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from fuselab.data.collate import token_targets
+from fuselab.data.datasets.synthetic_generation import SyntheticGenerationDataModule
 from fuselab.data.specs import BOS_ID, EOS_ID, PAD_ID, DataDescription
-from fuselab.data.synthetic_generation import SyntheticGenerationDataModule
 
 SMALL = dict(train_size=64, val_size=16, test_size=16, batch_size=8, eval_batch_size=8)
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import FAST, REPO, SHARED_DATA, compose_train
 from fixtures_data import write_folder
 
-from fuselab.data.hf import HFDataModule
+from fuselab.data.datasets.hf import HFDataModule
 from fuselab.errors import ConfigError
 from fuselab.runs.job import train_job
 

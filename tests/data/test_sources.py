@@ -10,7 +10,7 @@ import datasets
 from fixtures_data import write_reviews
 
 from fuselab.data import sources
-from fuselab.data.hf import HFDataModule
+from fuselab.data.datasets.hf import HFDataModule
 from fuselab.data.sources import content_stamp
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from fuselab.data.collate import PaddedCollate, present_column
+from fuselab.data.datasets.synthetic import SyntheticDataModule
 from fuselab.data.specs import ModalitySpec, TargetSpec
-from fuselab.data.synthetic import SyntheticDataModule
 
 SMALL = dict(train_size=200, val_size=50, test_size=50)
 
@@ -115,7 +115,7 @@ def _nearest_prototype(signal: np.ndarray, k: int, protos: np.ndarray) -> int:
 
 @pytest.mark.parametrize("interaction", ["redundant", "synergy", "unique"])
 def test_interactions_have_their_known_structure(tmp_path: Path, interaction: str):
-    from fuselab.data import synthetic
+    from fuselab.data.datasets import synthetic
 
     dm = make_dm(tmp_path, interaction=interaction, noise=0.3, train_size=400, distractors=0)
     rng = np.random.default_rng(dm.params["seed"])
@@ -132,7 +132,7 @@ def test_interactions_have_their_known_structure(tmp_path: Path, interaction: st
 
 
 def test_temporal_label_is_the_last_event(tmp_path: Path):
-    from fuselab.data import synthetic
+    from fuselab.data.datasets import synthetic
 
     dm = make_dm(tmp_path, interaction="temporal", noise=0.2)
     protos = synthetic._prototypes(np.random.default_rng(dm.params["seed"]), dm.params)["signal"]
@@ -155,7 +155,7 @@ def test_loader_workers_and_pinned_memory(tmp_path: Path):
 def test_two_preparations_of_one_dataset_take_turns(tmp_path: Path):
     import threading
 
-    from fuselab.data.synthetic import SyntheticDataModule
+    from fuselab.data.datasets.synthetic import SyntheticDataModule
 
     builds = []
 
@@ -174,7 +174,7 @@ def test_two_preparations_of_one_dataset_take_turns(tmp_path: Path):
 
 
 def test_regression_variant_gives_float_targets(tmp_path: Path):
-    from fuselab.data.synthetic import SyntheticDataModule
+    from fuselab.data.datasets.synthetic import SyntheticDataModule
 
     dm = SyntheticDataModule(regression=True, train_size=32, val_size=8, test_size=8, cache_dir=str(tmp_path))
     assert dm.describe().target == TargetSpec("regression", 1)

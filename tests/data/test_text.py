@@ -13,8 +13,8 @@ import torch
 from conftest import FAST, compose_train
 from fixtures_data import write_reviews
 
-from fuselab.data.hf import HFDataModule
-from fuselab.data.text import fit_word_tokenizer, read_word_vectors, vector_file_dim
+from fuselab.data.datasets.hf import HFDataModule
+from fuselab.data.readers.text import fit_word_tokenizer, read_word_vectors, vector_file_dim
 from fuselab.errors import ConfigError
 from fuselab.runs.job import train_job
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import FAST, SHARED_DATA, compose_train
 from PIL import Image
 
-from fuselab.data.hf import HFDataModule
+from fuselab.data.datasets.hf import HFDataModule
 from fuselab.errors import ConfigError
 from fuselab.runs.job import train_job
 
@@ -55,7 +55,7 @@ def write_clips(root: Path, empty: str | None = None) -> Path:
 
 
 def test_video_arrays_of_any_layout_become_resized_frames():
-    from fuselab.data.images import video_of
+    from fuselab.data.readers.images import video_of
 
     grey = np.zeros((4, 10, 10), dtype=np.uint8)
     grey[:, :, :5] = 255
@@ -122,7 +122,7 @@ def test_a_video_model_trains_on_hf_clips(tmp_path: Path):
 @pytest.mark.slow  # trains or builds a dataset for over a second
 @SHARED
 def test_moving_digits_is_deterministic_aligned_and_trains(tmp_path: Path):
-    from fuselab.data.moving_digits import MovingDigitsDataModule
+    from fuselab.data.datasets.moving_digits import MovingDigitsDataModule
 
     kw = dict(train_size=24, val_size=8, test_size=8, batch_size=8)
     a = MovingDigitsDataModule(

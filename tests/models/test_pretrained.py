@@ -16,8 +16,8 @@ pytest.importorskip("all_minilm_l6_v2")
 from conftest import FAST, compose_train  # noqa: E402
 from fixtures_data import write_folder, write_reviews  # noqa: E402
 
+from fuselab.data.readers.text import load_tokenizer  # noqa: E402
 from fuselab.data.specs import ModalityBatch, ModalitySpec  # noqa: E402
-from fuselab.data.text import load_tokenizer  # noqa: E402
 from fuselab.errors import ConfigError  # noqa: E402
 from fuselab.models.encoders import EncoderFactory, TemporalEncoder  # noqa: E402
 from fuselab.models.pretrained import PooledTextEncoder, PretrainedSteps  # noqa: E402
@@ -52,7 +52,7 @@ def test_minilm_loads_offline_and_frozen_outputs_repeat_across_loads():
 def test_pooled_vector_matches_sentence_transformers_embedding():
     from sentence_transformers import SentenceTransformer
 
-    from fuselab.data.pretrained_files import resolve_model_dir
+    from fuselab.data.readers.pretrained_files import resolve_model_dir
 
     tok = load_tokenizer("minilm")
     pooled = PooledTextEncoder(PretrainedSteps("text", "minilm"))(batch(tok))
@@ -207,7 +207,7 @@ def test_a_frozen_backbone_feeds_attention_in_a_run(tmp_path: Path):
 
 @pytest.mark.slow  # trains or builds a dataset for over a second
 def test_frozen_encoders_cache_their_features_at_preparation(tmp_path: Path):
-    from fuselab.data.hf import HFDataModule
+    from fuselab.data.datasets.hf import HFDataModule
 
     folder = save_backbone("resnet", tmp_path)
     root = write_folder(tmp_path / "raw")

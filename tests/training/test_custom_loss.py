@@ -39,7 +39,7 @@ def test_a_new_loss_is_one_class_and_one_yaml(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_the_new_loss_trains_and_a_legacy_loss_node_still_evaluates(tmp_path: Path):
+def test_the_new_loss_trains_and_a_legacy_checkpoint_still_evaluates(tmp_path: Path):
     summary = train_job(compose_train([*LOCAL, *SMALL_DATA, *FAST], output_dir=tmp_path / "run"))
     assert summary["status"] == "completed"
     ckpt_path = tmp_path / "run" / "checkpoints" / "best.ckpt"
@@ -49,6 +49,9 @@ def test_the_new_loss_trains_and_a_legacy_loss_node_still_evaluates(tmp_path: Pa
     legacy = {k: v for k, v in ckpt["hyper_parameters"]["config"]["model"]["loss"].items() if not k.startswith("_")}
     legacy.pop("scale")
     ckpt["hyper_parameters"]["config"]["model"]["loss"] = {**legacy, "regression": "l1", "label_smoothing": 0.0}
+    # and whose data modules lived directly in fuselab.data
+    assert ckpt["hyper_parameters"]["config"]["data"]["_target_"].startswith("fuselab.data.datasets.synthetic.")
+    ckpt["hyper_parameters"]["config"]["data"]["_target_"] = "fuselab.data.synthetic.SyntheticDataModule"
     torch.save(ckpt, tmp_path / "legacy.ckpt")
     cfg = compose_train([f"ckpt_path={tmp_path / 'legacy.ckpt'}"], output_dir=tmp_path / "eval", config_name="eval")
     assert eval_job(cfg)["status"] == "completed"

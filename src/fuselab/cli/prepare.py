@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.dataset in ("connected_digits", "moving_digits"):
         return _cached_dataset(args)
-    from fuselab.data.avmnist_build import build_avmnist
+    from fuselab.data.datasets.avmnist_build import build_avmnist
 
     try:
         info = build_avmnist(
@@ -68,9 +68,9 @@ def _cached_dataset(args: argparse.Namespace) -> int:
     import yaml
 
     if args.dataset == "connected_digits":
-        from fuselab.data.connected_digits import ConnectedDigitsDataModule as Module
+        from fuselab.data.datasets.connected_digits import ConnectedDigitsDataModule as Module
     else:
-        from fuselab.data.moving_digits import MovingDigitsDataModule as Module
+        from fuselab.data.datasets.moving_digits import MovingDigitsDataModule as Module
     split = {"split": args.split} if args.dataset == "connected_digits" else {}
     try:
         settings = {}

@@ -6,7 +6,7 @@ model from it with Hydra's ``instantiate``, which imports and calls whatever a `
 Hydra blocks only a few callables, so an edited checkpoint could name any function of the standard
 library. :func:`check_targets` walks the whole stored config before anything is built and refuses
 it, naming the key, unless every ``_target_`` resolves to an allowed class. Resolving imports only
-modules inside the allowed packages; an attribute path that leaves them (``fuselab.data.hf.os.system``)
+modules inside the allowed packages; an attribute path that leaves them (``fuselab.data.datasets.hf.os.system``)
 is refused, and so is anything that is not a class (a function, a method) and an interpolation
 (``${...}``), which a stored, resolved config never holds.
 """

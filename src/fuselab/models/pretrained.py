@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fuselab.data.pretrained_files import (
+from fuselab.data.readers.pretrained_files import (
     check_channels,
     freeze_below,
     image_features,

@@ -50,8 +50,50 @@ def stored_config(config: Any, source: str, trusted: Any = None) -> dict[str, An
         raise ConfigError(f"{source} stores no run config (not a fuselab checkpoint)")
     trusted = [str(t) for t in (trusted or [])]
     kept = {k: v for k, v in config.items() if k in REBUILT or not isinstance(v, (dict, list))}
+    kept = moved_targets(kept)
     check_targets(kept, source, trusted)
     return upgrade_stored_config(kept)
+
+
+# modules that moved since a checkpoint may have been written (fuselab <= 0.2: data/ was flat),
+# and where they are now; a stored _target_ inside one is renamed before it is checked
+MOVED_MODULES = {
+    **{
+        f"fuselab.data.{n}": f"fuselab.data.readers.{n}"
+        for n in ("audio_features", "frozen_features", "images", "mnist_fsdd", "pretrained_files", "text")
+    },
+    **{
+        f"fuselab.data.{n}": f"fuselab.data.datasets.{n}"
+        for n in (
+            "affect",
+            "avmnist",
+            "avmnist_build",
+            "captions",
+            "connected_digits",
+            "hf",
+            "mmimdb",
+            "moving_digits",
+            "synthetic",
+            "synthetic_generation",
+        )
+    },
+}
+
+
+def moved_targets(node: Any) -> Any:
+    """``node`` with every ``_target_`` that names a class of a moved module renamed to its
+    module's new place (:data:`MOVED_MODULES`); anything else unchanged."""
+    if isinstance(node, list):
+        return [moved_targets(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: moved_targets(v) for k, v in node.items()}
+    target = out.get("_target_")
+    if isinstance(target, str):
+        module, _, name = target.rpartition(".")
+        if module in MOVED_MODULES:
+            out["_target_"] = f"{MOVED_MODULES[module]}.{name}"
+    return out
 
 
 # nodes that had no _target_ in the configs of older checkpoints (fuselab <= 0.2), and the one

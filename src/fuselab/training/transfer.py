@@ -144,7 +144,7 @@ def load_word_vectors(model: nn.Module, spec: Any, path: str, freeze_vectors: bo
     rows of the words found (looked up lowercased when not found as they are); the others keep
     their random initialisation. ``freeze_vectors``: the embedding is not trained. Logs and
     returns the share of the vocabulary found."""
-    from fuselab.data.text import read_word_vectors, vector_file_dim
+    from fuselab.data.readers.text import read_word_vectors, vector_file_dim
     from fuselab.models.encoders import StepFeatures
 
     where = f"model.encoders.modalities.{spec.name}.vectors"

@@ -33,9 +33,10 @@ from typing import Any
 import datasets
 import numpy as np
 
-from fuselab.data.audio_features import log_mel, trim_silence
 from fuselab.data.datamodule import PairedDataModule, PreparedData
-from fuselab.data.mnist_fsdd import (
+from fuselab.data.datasets.synthetic_generation import digit_vocabulary, hidden_positions
+from fuselab.data.readers.audio_features import log_mel, trim_silence
+from fuselab.data.readers.mnist_fsdd import (
     TAKES,
     find_mnist,
     fsdd_index,
@@ -45,7 +46,6 @@ from fuselab.data.mnist_fsdd import (
     source_fingerprint,
 )
 from fuselab.data.specs import SPECIAL_TOKENS, ModalitySpec, TargetSpec
-from fuselab.data.synthetic_generation import digit_vocabulary, hidden_positions
 from fuselab.errors import ConfigError
 
 log = logging.getLogger(__name__)

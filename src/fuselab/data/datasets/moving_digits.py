@@ -25,8 +25,8 @@ from typing import Any
 import datasets
 import numpy as np
 
-from fuselab.data import mnist_fsdd as digits
 from fuselab.data.datamodule import PairedDataModule, PreparedData
+from fuselab.data.readers import mnist_fsdd as digits
 from fuselab.data.specs import ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError
 
@@ -154,7 +154,7 @@ class MovingDigitsDataModule(PairedDataModule):
         recordings: dict[int, list[Path]],
         waves: dict[Path, np.ndarray],
     ) -> dict[str, Any]:
-        from fuselab.data.audio_features import features
+        from fuselab.data.readers.audio_features import features
 
         p = self.params
         c, s = p["canvas"], p["digit_size"]

@@ -57,7 +57,7 @@ def load_tokenizer(path: str | Path) -> Any:
     ``minilm`` (the packaged all-MiniLM-L6-v2's)."""
     tk = _tokenizers()
     if str(path) == "minilm":  # the tokenizer of the packaged all-MiniLM-L6-v2
-        from fuselab.data.pretrained_files import resolve_model_dir
+        from fuselab.data.readers.pretrained_files import resolve_model_dir
 
         path = resolve_model_dir("minilm")
     p = Path(path).expanduser()

@@ -46,7 +46,7 @@ def check(m: str, kind: str, setting: Any) -> dict[str, Any]:
 
 def encoder_for(m: str, kind: str, setting: dict[str, Any], spec: ModalitySpec) -> torch.nn.Module:
     """The frozen model (eval mode) that encodes column ``m``."""
-    from fuselab.data.pretrained_files import check_channels, load_transformer, vision_tower
+    from fuselab.data.readers.pretrained_files import check_channels, load_transformer, vision_tower
 
     try:
         if kind == "text":
@@ -60,7 +60,7 @@ def encoder_for(m: str, kind: str, setting: dict[str, Any], spec: ModalitySpec) 
 
 @torch.no_grad()
 def _features(encoder: torch.nn.Module, kind: str, output: str, values: list[Any]) -> list[np.ndarray]:
-    from fuselab.data.pretrained_files import image_features, text_states
+    from fuselab.data.readers.pretrained_files import image_features, text_states
 
     if kind == "text":
         lengths = torch.tensor([len(v) for v in values])

@@ -26,12 +26,12 @@ import datasets
 import numpy as np
 import pyarrow.parquet as pq
 
-from fuselab.data import audio_features as audiolib
-from fuselab.data import frozen_features
-from fuselab.data import text as textlib
 from fuselab.data.datamodule import PairedDataModule, PreparedData
-from fuselab.data.images import IMAGE_SETTINGS, image_of, image_shape, video_of
 from fuselab.data.labels import Labels
+from fuselab.data.readers import audio_features as audiolib
+from fuselab.data.readers import frozen_features
+from fuselab.data.readers import text as textlib
+from fuselab.data.readers.images import IMAGE_SETTINGS, image_of, image_shape, video_of
 from fuselab.data.sources import content_stamp
 from fuselab.data.specs import MODALITY_KINDS, TARGET_KINDS, ModalitySpec, TargetSpec
 from fuselab.errors import ConfigError

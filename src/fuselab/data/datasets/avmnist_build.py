@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from fuselab.data.mnist_fsdd import find_mnist, fsdd_recordings, read_wav
+from fuselab.data.readers.mnist_fsdd import find_mnist, fsdd_recordings, read_wav
 from fuselab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def pca_degrade(images: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.n
 def spectrogram(wave: np.ndarray) -> np.ndarray:
     """(112 frames, 112 bins) log magnitude (librosa's STFT: Hann window, no centring), frames
     resampled linearly to 112 over the recording."""
-    from fuselab.data.audio_features import stft_log_magnitude
+    from fuselab.data.readers.audio_features import stft_log_magnitude
 
     spec = stft_log_magnitude(wave, N_FFT, HOP)[:, :SIZE]
     frames = len(spec)

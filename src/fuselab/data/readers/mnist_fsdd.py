@@ -112,7 +112,7 @@ def fsdd_recordings(fsdd_dir: Path) -> dict[str, dict[int, list[Path]]]:
 
 def read_wav(path: Path) -> np.ndarray:
     """An FSDD recording as mono float32 (the audio extra's soundfile); an unreadable one is named."""
-    from fuselab.data.audio_features import load_wav
+    from fuselab.data.readers.audio_features import load_wav
 
     try:
         return load_wav(path)[0]

@@ -64,7 +64,7 @@ def detect_layout(root: Path) -> str:
         return "coco"
     raise ConfigError(
         f"data.root={root} holds neither a Flickr8k layout (captions.txt or Flickr8k.token.txt) nor a COCO "
-        "layout (annotations/captions_*.json); see fuselab/data/captions.py"
+        "layout (annotations/captions_*.json); see fuselab/data/datasets/captions.py"
     )
 
 
@@ -220,7 +220,7 @@ class CaptionsDataModule(PairedDataModule):
 
 def load_image(path: Path, size: int) -> np.ndarray:
     """(3, size, size) float32 in [0, 1]; a clear error naming a missing or unreadable file."""
-    from fuselab.data.images import image_of
+    from fuselab.data.readers.images import image_of
 
     try:
         return image_of(path, path.parent, {"size": size, "channels": 3})
