@@ -33,7 +33,7 @@ def flickr(root, n=10, split_files=False):
 
 def test_flickr8k_layout_with_split_files(tmp_path):
     dm = CaptionsDataModule(str(flickr(tmp_path / "f", split_files=True)), image_size=8, cache_dir=str(tmp_path / "c"))
-    p = dm.build()
+    p = dm.build(tmp_path)
     train, test = p.splits["train"].with_format("numpy")[:], p.splits["test"]
     assert len(train["label"]) == 6 * 3 and len(test) == 2  # a row per caption in train, per image in test
     assert set(test["file"]) == {"8.jpg", "9.jpg"}
@@ -50,7 +50,7 @@ def test_vocabulary_is_fitted_on_train_only(tmp_path):
     dm = CaptionsDataModule(
         str(flickr(tmp_path / "f", split_files=True)), image_size=8, min_count=1, cache_dir=str(tmp_path / "c")
     )
-    vocab = dm.build().target.vocabulary
+    vocab = dm.build(tmp_path).target.vocabulary
     assert {"0", "5"} <= set(vocab) and not {"6", "7", "8", "9"} & set(vocab)
 
 
@@ -81,7 +81,7 @@ def test_coco_layout(tmp_path):
         (root / "annotations" / f"captions_{split}2017.json").write_text(
             json.dumps({"images": imgs, "annotations": anns})
         )
-    p = CaptionsDataModule(str(root), image_size=8, val_fraction=0.34, cache_dir=str(tmp_path / "c")).build()
+    p = CaptionsDataModule(str(root), image_size=8, val_fraction=0.34, cache_dir=str(tmp_path / "c")).build(tmp_path)
     assert len(p.splits["test"]) == 2 and len(p.splits["val"]) == 2 and len(p.splits["train"]) == 4 * 5
     assert all(len(r) == 5 for r in p.splits["test"]["references"])
 
@@ -92,7 +92,7 @@ def test_bad_inputs_are_named(tmp_path):
     with pytest.raises(ConfigError, match="2.jpg cannot be read"):
         CaptionsDataModule(
             str(root), image_size=8, val_fraction=0.25, test_fraction=0.25, cache_dir=str(tmp_path / "c")
-        ).build()
+        ).build(tmp_path)
     with pytest.raises(ConfigError, match="neither a Flickr8k layout"):
         CaptionsDataModule(str(tmp_path), cache_dir=str(tmp_path / "c"))
     with pytest.raises(ConfigError, match="data.root"):

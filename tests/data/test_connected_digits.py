@@ -21,7 +21,7 @@ def build(tmp_path, name: str, **kwargs):
     dm = ConnectedDigitsDataModule(
         str(SHARED_DATA / "mnist"), str(SHARED_DATA / "fsdd"), cache_dir=str(tmp_path / name), **{**SMALL, **kwargs}
     )
-    return dm.build()
+    return dm.build(tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -22,20 +22,20 @@ def test_token_targets_frame_each_sequence():
 
 
 def test_synthetic_generation_is_deterministic(tmp_path):
-    a = SyntheticGenerationDataModule(**SMALL, cache_dir=str(tmp_path / "a")).build()
-    b = SyntheticGenerationDataModule(**SMALL, cache_dir=str(tmp_path / "b")).build()
+    a = SyntheticGenerationDataModule(**SMALL, cache_dir=str(tmp_path / "a")).build(tmp_path)
+    b = SyntheticGenerationDataModule(**SMALL, cache_dir=str(tmp_path / "b")).build(tmp_path)
     for split in ("train", "test"):
         x, y = a.splits[split].with_format("numpy"), b.splits[split].with_format("numpy")
         assert all(np.array_equal(p, q) for p, q in zip(x["label"], y["label"]))
         assert np.array_equal(x["image"], y["image"])
-    c = SyntheticGenerationDataModule(**SMALL, seed=1, cache_dir=str(tmp_path / "c")).build()
+    c = SyntheticGenerationDataModule(**SMALL, seed=1, cache_dir=str(tmp_path / "c")).build(tmp_path)
     assert not np.array_equal(
         a.splits["train"].with_format("numpy")["image"], c.splits["train"].with_format("numpy")["image"]
     )
 
 
 def test_each_modality_hides_a_different_symbol(tmp_path):
-    p = SyntheticGenerationDataModule(**SMALL, noise=0.0, cache_dir=str(tmp_path)).build()
+    p = SyntheticGenerationDataModule(**SMALL, noise=0.0, cache_dir=str(tmp_path)).build(tmp_path)
     rows = p.splits["train"].with_format("numpy")
     protos = {}
     for label, image, hid_img, hid_aud in zip(rows["label"], rows["image"], rows["hidden_image"], rows["hidden_audio"]):

@@ -160,9 +160,10 @@ def test_two_preparations_of_one_dataset_take_turns(tmp_path: Path):
     builds = []
 
     class Counting(SyntheticDataModule):
-        def build(self):
-            builds.append(threading.get_ident())
-            return super().build()
+        def build(self, scratch):
+            assert scratch.is_dir()  # this preparation's own folder
+            builds.append((threading.get_ident(), scratch))
+            return super().build(scratch)
 
     modules = [Counting(train_size=64, val_size=16, test_size=16, cache_dir=str(tmp_path)) for _ in range(2)]
     threads = [threading.Thread(target=dm.prepare_data) for dm in modules]
@@ -171,6 +172,18 @@ def test_two_preparations_of_one_dataset_take_turns(tmp_path: Path):
     for t in threads:
         t.join(60)
     assert len(builds) == 1 and all(dm.is_prepared() for dm in modules)
+    assert not builds[0][1].exists()  # the scratch folder is removed afterwards
+
+
+def test_a_datamodule_whose_build_takes_no_scratch_still_prepares(tmp_path: Path):
+    from fuselab.data.datasets.synthetic import SyntheticDataModule
+
+    class Old(SyntheticDataModule):  # written for fuselab <= 0.2
+        def build(self):
+            return super().build(tmp_path / "unused")
+
+    dm = Old(train_size=32, val_size=8, test_size=8, cache_dir=str(tmp_path / "cache"))
+    assert dm.describe().target.num_outputs == 4 and dm.is_prepared()
 
 
 def test_regression_variant_gives_float_targets(tmp_path: Path):

@@ -106,7 +106,7 @@ class AffectDataModule(PairedDataModule):
             "clean": self.clean,
         }
 
-    def build(self) -> PreparedData:
+    def build(self, scratch: Path) -> PreparedData:
         path = require_file(self.path, f"data={self.name}", FIX)
         verify_sha256(path, self.sha256, f"data={self.name}")
         data = load_pickle(path, f"data={self.name}", FIX)

@@ -81,7 +81,7 @@ class AVMNISTDataModule(PairedDataModule):
         audio = load_npy(f[f"audio_{split}"], "AV-MNIST audio", FIX, shapes=((112, 112),), rows=len(labels))
         return image, audio, labels
 
-    def build(self) -> PreparedData:
+    def build(self, scratch: Path) -> PreparedData:
         audio_feature = (
             datasets.Array2D(shape=(112, 112), dtype="float16")
             if self.audio_as == "sequence"

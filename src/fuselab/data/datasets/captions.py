@@ -177,7 +177,7 @@ class CaptionsDataModule(PairedDataModule):
             )
         return splits
 
-    def build(self) -> PreparedData:
+    def build(self, scratch: Path) -> PreparedData:
         p = self.params
         splits = self.split_captions()
         vocab = fit_vocabulary([c for caps in splits["train"].values() for c in caps], p["min_count"])

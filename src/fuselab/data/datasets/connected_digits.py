@@ -33,6 +33,7 @@ from typing import Any
 import datasets
 import numpy as np
 
+from fuselab.data.chunks import rows_to_dataset
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.datasets.synthetic_generation import digit_vocabulary, hidden_positions
 from fuselab.data.readers.audio_features import log_mel, trim_silence
@@ -145,7 +146,7 @@ class ConnectedDigitsDataModule(PairedDataModule):
             out[split] = {d: small[y == d] for d in range(10)}
         return out
 
-    def build(self) -> PreparedData:
+    def build(self, scratch: Path) -> PreparedData:
         p = self.params
         rng = np.random.default_rng(p["seed"])
         recordings, digits = self._recordings(), self._digits()
@@ -168,7 +169,7 @@ class ConnectedDigitsDataModule(PairedDataModule):
         splits = {}
         for split in ("train", "val", "test"):
             rows = (self._sample(rng, recordings[split], digits[split], waves) for _ in range(p[f"{split}_size"]))
-            splits[split] = self.rows_to_dataset(rows, features)
+            splits[split] = rows_to_dataset(rows, features, scratch)
             log.info("connected_digits: %s split built (%d samples)", split, len(splits[split]))
         specs = {
             "audio": ModalitySpec("audio", "sequence", (None, p["n_mels"])),

@@ -4,16 +4,13 @@ columns mapped to modalities::
     data=hf data.source=/data/my_set data.target_column=label data.target_kind=multiclass data.num_outputs=5 \\
       'data.columns={speech: {column: mfcc, kind: sequence}, caption: {column: ids, kind: tokens, vocab_size: 30522}}'
 
-``kind``: sequence (list of float lists), tokens (list of ints; ``vocab_size``), image (C,H,W
-array or a PIL image, scaled to [0, 1]), vector (list of floats), or ``text`` (strings, turned
-into tokens by a word-level tokenizer fitted on the train split only: ``min_count``,
-``max_vocab``, ``lowercase``; or by ``tokenizer: <tokenizer.json>``), ``audio`` (wav paths or
-arrays -> log-mel/MFCC frames), images from files (``size``, ``channels``, ``mean``, ``std``) and
-``video`` (frame folders, .npy files or arrays; ``size`` required). A text that is empty, not a
-string or has no token is refused with its split, row and column, or dropped and counted with
-``data.bad_rows=skip``. Splits named ``train``,
-``validation``/``val`` and ``test`` are used; a missing validation split is carved from train
-(``val_fraction``, seeded). Nothing is downloaded when HF_DATASETS_OFFLINE=1.
+Each column is read by the reader of its ``kind`` (:mod:`fuselab.data.readers.columns`: the
+kinds, what a cell may hold, the settings each takes); the target by
+:class:`~fuselab.data.labels.Labels` (class ids, ``ClassLabel`` or strings). A cell that cannot be
+read (a text that is empty or has no token, a file that is missing or broken) is refused with its
+split, row and column, or dropped and counted with ``data.bad_rows=skip``. Splits named
+``train``, ``validation``/``val`` and ``test`` are used; a missing validation split is carved
+from train (``val_fraction``, seeded). Nothing is downloaded when HF_DATASETS_OFFLINE=1.
 """
 
 from __future__ import annotations
@@ -28,19 +25,11 @@ import pyarrow.parquet as pq
 
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.labels import Labels
-from fuselab.data.readers import audio_features as audiolib
 from fuselab.data.readers import frozen_features
-from fuselab.data.readers import text as textlib
-from fuselab.data.readers.images import IMAGE_SETTINGS, image_of, image_shape, video_of
+from fuselab.data.readers.columns import ColumnReader, column_reader
 from fuselab.data.sources import content_stamp
-from fuselab.data.specs import MODALITY_KINDS, TARGET_KINDS, ModalitySpec, TargetSpec
+from fuselab.data.specs import TARGET_KINDS, TargetSpec
 from fuselab.errors import ConfigError
-
-COLUMN_KINDS = (*MODALITY_KINDS, "text", "audio")
-TEXT_KEYS = ("column", "kind", "tokenizer", "min_count", "max_vocab", "lowercase", "encode_with")
-AUDIO_KEYS = ("column", "kind", *audiolib.AUDIO_SETTINGS)
-IMAGE_KEYS = ("column", "kind", *IMAGE_SETTINGS, "encode_with")
-FILE_KINDS = ("audio", "image", "video")  # read from files: a bad one may be skipped (data.bad_rows=skip)
 
 VAL_NAMES = ("validation", "val", "valid", "dev")
 log = logging.getLogger(__name__)
@@ -91,24 +80,6 @@ def _where(row: dict[str, Any], i: int, split: str) -> str:
     return f"row {i} of the {split} split"
 
 
-def _placeholder(kind: str, shape: tuple[int | None, ...]) -> np.ndarray:
-    """A value of the right type and rank for a row that is dropped after conversion."""
-    if kind in ("text", "tokens"):
-        return np.zeros(1, dtype=np.int64)
-    if kind == "video":
-        return np.zeros((1, int(np.prod(shape[1:]))), dtype=np.float32)
-    return np.zeros(tuple(1 if d is None else d for d in shape), dtype=np.float32)
-
-
-def _convert(value: Any, kind: str) -> np.ndarray:
-    if kind == "tokens":
-        return np.asarray(value, dtype=np.int64)
-    if kind == "image" and hasattr(value, "convert"):  # PIL image -> (C, H, W) in [0, 1]
-        arr = np.asarray(value.convert("RGB"), dtype=np.float32) / 255.0
-        return arr.transpose(2, 0, 1)
-    return np.asarray(value, dtype=np.float32)
-
-
 class HFDataModule(PairedDataModule):
     name = "hf"
 
@@ -129,43 +100,16 @@ class HFDataModule(PairedDataModule):
             raise ConfigError("data.source is not set: a dataset name, a save_to_disk folder or parquet files")
         if not columns:
             raise ConfigError("data.columns is empty: map each modality to {column: ..., kind: ...}")
-        for m, c in columns.items():
-            if "column" not in c or c.get("kind") not in COLUMN_KINDS:
-                raise ConfigError(
-                    f"data.columns.{m} needs 'column' and 'kind' (one of {list(COLUMN_KINDS)}), got {dict(c)}"
-                )
-            if c["kind"] == "text" and set(c) - set(TEXT_KEYS):
-                raise ConfigError(
-                    f"data.columns.{m}: {sorted(set(c) - set(TEXT_KEYS))} do not apply to text;"
-                    f" it takes {list(TEXT_KEYS)}"
-                )
-            if c["kind"] == "audio" and set(c) - set(AUDIO_KEYS):
-                raise ConfigError(
-                    f"data.columns.{m}: {sorted(set(c) - set(AUDIO_KEYS))} do not apply to audio;"
-                    f" it takes {list(AUDIO_KEYS)}"
-                )
-            if c["kind"] == "video" and image_shape(c) is None:
-                raise ConfigError(f"data.columns.{m}: a video column needs size (every frame is resized to it)")
-            if c["kind"] in ("image", "video") and set(c) - set(IMAGE_KEYS):
-                raise ConfigError(
-                    f"data.columns.{m}: {sorted(set(c) - set(IMAGE_KEYS))} do not apply to {c['kind']};"
-                    f" it takes {list(IMAGE_KEYS)}"
-                )
-            if c["kind"] == "tokens" and not c.get("vocab_size"):
-                raise ConfigError(f"data.columns.{m}: tokens need vocab_size")
+        base = Path(source).expanduser()
+        self.base = base if base.is_dir() else base.parent  # where relative file paths start
+        # one reader per column, its settings checked now, before anything is read
+        self.readers: dict[str, ColumnReader] = {m: column_reader(m, dict(c), self.base) for m, c in columns.items()}
         if target_kind not in TARGET_KINDS:
             raise ConfigError(f"data.target_kind={target_kind!r} is not one of {list(TARGET_KINDS)}")
         if num_outputs is not None and int(num_outputs) < 1:
             raise ConfigError(f"data.num_outputs={num_outputs} must be >= 1 (or null: inferred from the target column)")
         self.source, self.config_name = str(source), config_name
-        self.columns = {m: dict(c) for m, c in columns.items()}
-        for m, c in self.columns.items():
-            if c.get("encode_with"):
-                if c["kind"] == "video":
-                    raise ConfigError(f"data.columns.{m}.encode_with: video columns are encoded by the model")
-                c["encode_with"] = frozen_features.check(m, c["kind"], c["encode_with"])
-                if c["kind"] == "text":  # tokenized by the model's own tokenizer
-                    c.setdefault("tokenizer", c["encode_with"]["pretrained"])
+        self.columns = {m: r.settings for m, r in self.readers.items()}
         self.source_target_column, self.target_kind, self.num_outputs = target_column, target_kind, num_outputs
         if not 0.0 < float(val_fraction) < 1.0:
             raise ConfigError(
@@ -204,51 +148,12 @@ class HFDataModule(PairedDataModule):
             },
         }
 
-    def _tokenizers(self, train: datasets.Dataset) -> dict[str, Any]:
-        """One tokenizer per text column: loaded, or fitted on the TRAIN split's strings only."""
-        out = {}
-        for m, c in self.columns.items():
-            if c["kind"] != "text":
-                continue
-            if c.get("tokenizer"):
-                out[m] = textlib.load_tokenizer(c["tokenizer"])
-            else:
-                out[m] = textlib.fit_word_tokenizer(
-                    textlib.batches(train[c["column"]]),
-                    min_count=int(c.get("min_count", 1)),
-                    lowercase=bool(c.get("lowercase", True)),
-                    max_vocab=c.get("max_vocab"),
-                )
-            log.info("data.columns.%s: %d tokens in the vocabulary", m, out[m].get_vocab_size())
-        return out
-
-    def _drop_bad_text(
-        self, split: str, ds: datasets.Dataset, tokenizers: dict[str, Any]
-    ) -> tuple[datasets.Dataset, int]:
-        """Rows whose text cannot be a sample: refused (the first is named) or dropped and counted."""
-        bad: set[int] = set()
-        for m, tok in tokenizers.items():
-            column = self.columns[m]["column"]
-            for i, value in enumerate(ds[column]):
-                reason = textlib.bad_text(value, tok)
-                if reason is None:
-                    continue
-                if self.bad_rows == "refuse":
-                    raise ConfigError(
-                        f"data.source={self.source}: {_where(ds[i], i, split)}: column {column!r} "
-                        f"(data.columns.{m}) {reason}: {value!r}. Fix the row, or set data.bad_rows=skip to drop "
-                        "such rows (they are counted)"
-                    )
-                bad.add(i)
-        if not bad:
-            return ds, 0
-        log.warning("data: %d rows of the %s split dropped (bad text; data.bad_rows=skip)", len(bad), split)
-        return ds.select([i for i in range(len(ds)) if i not in bad]), len(bad)
-
-    def build(self) -> PreparedData:
-        raw = _load(self.source, self.config_name, self._scratch)
+    def _splits(self, raw: datasets.DatasetDict) -> dict[str, datasets.Dataset]:
+        """train, val (the source's, or carved from train) and test, each holding every column read."""
         if "train" not in raw:
             raise ConfigError(f"data.source={self.source} has splits {list(raw)}; a 'train' split is needed")
+        if "test" not in raw:
+            raise ConfigError(f"data.source={self.source} has no 'test' split (splits: {list(raw)})")
         val = next((s for s in VAL_NAMES if s in raw), None)
         train = raw["train"]
         if val is None:  # each carved row keeps its source row, for the messages that name one
@@ -257,118 +162,68 @@ class HFDataModule(PairedDataModule):
             train, val_ds = parts["train"], parts["test"]
         else:
             val_ds = raw[val]
-        if "test" not in raw:
-            raise ConfigError(f"data.source={self.source} has no 'test' split (splits: {list(raw)})")
-        needed = [c["column"] for c in self.columns.values()] + [self.source_target_column]
+        needed = [r.column for r in self.readers.values()] + [self.source_target_column]
         missing = [c for c in needed if c not in train.column_names]
         if missing:
             raise ConfigError(f"data.source={self.source}: no column(s) {missing}; columns: {train.column_names}")
-        tokenizers = self._tokenizers(train)
-        splits = {"train": train, "val": val_ds, "test": raw["test"]}
-        skipped = {}
-        for split in list(splits):
-            splits[split], skipped[split] = self._drop_bad_text(split, splits[split], tokenizers)
-            if len(splits[split]) == 0:
-                raise ConfigError(f"data.source={self.source}: the {split} split has no usable row")
-        train = splits["train"]
-        first = train[0]
-        shapes: dict[str, tuple[int | None, ...]] = {}
-        for m, c in self.columns.items():
-            if c["kind"] in ("text", "audio"):
-                shapes[m] = (None,) if c["kind"] == "text" else (None, audiolib.feature_dim(c))
-                continue
-            if c["kind"] == "image" and image_shape(c) is not None:
-                shapes[m] = image_shape(c)  # type: ignore[assignment]
-                continue
-            if c["kind"] == "video":
-                shapes[m] = (None, *image_shape(c))  # type: ignore[misc]
-                continue
-            arr = _convert(first[c["column"]], c["kind"])
-            shapes[m] = (
-                (None,) if c["kind"] == "tokens" else ((None, arr.shape[-1]) if c["kind"] == "sequence" else arr.shape)
-            )
-        labels = Labels(train, self.source_target_column, self.target_kind, self.num_outputs)
+        return {"train": train, "val": val_ds, "test": raw["test"]}
 
-        base = Path(self.source).expanduser()
-        base = base if base.is_dir() else base.parent
-        rates: dict[str, int] = {}
-        has_audio = any(c["kind"] in FILE_KINDS for c in self.columns.values())
+    def _read_split(self, split: str, ds: datasets.Dataset, labels: Labels, scratch: Path) -> tuple[Any, int]:
+        """Every row of ``ds`` read by the column readers, with its label. A row a skippable reader
+        cannot read is refused, naming split, row, column and reason, or (``data.bad_rows=skip``)
+        left out and counted; the count is returned with the split."""
+        skipped: list[str] = []
 
-        def convert(m: str, value: Any) -> np.ndarray:
-            if m in tokenizers:
-                return textlib.encode(tokenizers[m], value)
-            if self.columns[m]["kind"] == "audio":
-                return audiolib.features_of(value, base, self.columns[m], rates)
-            if self.columns[m]["kind"] == "video":
-                return video_of(value, base, self.columns[m])
-            if self.columns[m]["kind"] == "image" and not isinstance(value, (list, np.ndarray)):
-                return image_of(value, base, self.columns[m])
-            return _convert(value, self.columns[m]["kind"])
-
-        def row(r: dict[str, Any], i: int, split: str) -> dict[str, Any]:
-            converted = {}
-            for m, c in self.columns.items():
-                try:
-                    converted[m] = convert(m, r[c["column"]])
-                except ConfigError as exc:
-                    if self.bad_rows == "refuse" or c["kind"] not in FILE_KINDS:
+        def read_rows(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
+            out: dict[str, list[Any]] = {m: [] for m in self.readers} | {"label": []}
+            for j, i in enumerate(indices):
+                row = {k: v[j] for k, v in batch.items()}
+                values = {}
+                for m, reader in self.readers.items():
+                    try:
+                        values[m] = reader.read(row[reader.column])
+                    except ConfigError as exc:
+                        if self.bad_rows == "skip" and reader.skippable:
+                            skipped.append(f"data.columns.{m}: {_where(row, i, split)}: {exc}")
+                            break
+                        fix = ". Fix it, or set data.bad_rows=skip to drop such rows (they are counted)"
                         raise ConfigError(
-                            f"data.columns.{m}: {_where(r, i, split)}: {exc}. Fix it, or set data.bad_rows=skip "
-                            "to drop such rows (they are counted)"
+                            f"data.columns.{m}: {_where(row, i, split)}: {exc}{fix if reader.skippable else ''}"
                         ) from exc
-                    return {
-                        **{k: _placeholder(self.columns[k]["kind"], shapes[k]) for k in self.columns},
-                        "label": labels(r[self.source_target_column], _where(r, i, split)),
-                        "_bad": str(exc),
-                    }
-            for m, arr in converted.items():
-                kind = self.columns[m]["kind"]
-                if kind in ("sequence", "tokens", "text") and (arr.ndim != len(shapes[m]) or len(arr) == 0):
-                    what = "an empty sequence" if arr.size == 0 else f"shape {arr.shape}"
-                    needs = f"steps of {shapes[m][-1]} features" if kind == "sequence" else "one token or more"
-                    raise ConfigError(
-                        f"data.columns.{m}: {_where(r, i, split)} holds {what}; a {kind} column needs {needs} "
-                        "in every row. Fix or drop that row of the source"
-                    )
-                if kind in ("image", "vector") and arr.shape != shapes[m]:
-                    raise ConfigError(
-                        f"data.columns.{m}: {_where(r, i, split)} has shape {arr.shape}, the first had {shapes[m]}"
-                    )
-            label = labels(
-                r[self.source_target_column], f"data.target_column={self.source_target_column}: {_where(r, i, split)}"
-            )
-            return {**converted, "label": label, **({"_bad": ""} if has_audio else {})}
+                else:
+                    where = f"data.target_column={self.source_target_column}: {_where(row, i, split)}"
+                    out["label"].append(labels(row[self.source_target_column], where))
+                    for m, v in values.items():
+                        out[m].append(v)
+            return out
 
-        out = {}
-        for split, ds in splits.items():
-            out[split] = ds.map(
-                row,
-                with_indices=True,
-                fn_kwargs={"split": split},
-                remove_columns=ds.column_names,
-                desc=f"fuselab: {split}",
+        read = ds.map(
+            read_rows,
+            batched=True,
+            batch_size=100,
+            with_indices=True,
+            remove_columns=ds.column_names,
+            cache_file_name=str(scratch / f"{split}-read.arrow"),
+            load_from_cache_file=False,
+            desc=f"fuselab: {split}",
+        )
+        if skipped:
+            log.warning(
+                "data: %d rows of the %s split dropped (data.bad_rows=skip), first: %s", len(skipped), split, skipped[0]
             )
-            if has_audio:
-                bad = [i for i, b in enumerate(out[split]["_bad"]) if b]
-                if bad:
-                    log.warning(
-                        "data: %d rows of the %s split dropped (unreadable file; data.bad_rows=skip), first: %s",
-                        len(bad),
-                        split,
-                        out[split][bad[0]]["_bad"],
-                    )
-                    keep = sorted(set(range(len(out[split]))) - set(bad))
-                    out[split] = out[split].select(keep)
-                    skipped[split] += len(bad)
-                out[split] = out[split].remove_columns("_bad")
-        specs = {}
-        for m, c in self.columns.items():
-            if m in tokenizers:
-                words = textlib.vocabulary(tokenizers[m])
-                specs[m] = ModalitySpec(m, "tokens", (None,), vocab_size=len(words), vocabulary=tuple(words))
-            else:
-                kind = "sequence" if c["kind"] == "audio" else c["kind"]
-                specs[m] = ModalitySpec(m, kind, shapes[m], vocab_size=c.get("vocab_size"))
+        if len(read) == 0:
+            raise ConfigError(f"data.source={self.source}: the {split} split has no usable row")
+        return read, len(skipped)
+
+    def build(self, scratch: Path) -> PreparedData:
+        splits = self._splits(_load(self.source, self.config_name, scratch))
+        for reader in self.readers.values():
+            reader.fit(splits["train"])
+        labels = Labels(splits["train"], self.source_target_column, self.target_kind, self.num_outputs)
+        out, skipped = {}, {}
+        for split, ds in splits.items():
+            out[split], skipped[split] = self._read_split(split, ds, labels, scratch)
+        specs = {m: r.spec() for m, r in self.readers.items()}
         for m, c in self.columns.items():
             if c.get("encode_with"):
                 out, specs[m] = frozen_features.encode_column(out, m, c["kind"], c["encode_with"], specs[m])

@@ -86,7 +86,7 @@ class MMIMDbDataModule(PairedDataModule):
             "split_ends": list(self.split_ends),
         }
 
-    def build(self) -> PreparedData:
+    def build(self, scratch: Path) -> PreparedData:
         import h5py
 
         path = require_file(self.path, "data=mmimdb", FIX)

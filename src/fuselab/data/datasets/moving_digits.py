@@ -25,6 +25,7 @@ from typing import Any
 import datasets
 import numpy as np
 
+from fuselab.data.chunks import rows_to_dataset
 from fuselab.data.datamodule import PairedDataModule, PreparedData
 from fuselab.data.readers import mnist_fsdd as digits
 from fuselab.data.specs import ModalitySpec, TargetSpec
@@ -115,7 +116,7 @@ class MovingDigitsDataModule(PairedDataModule):
     def fingerprint(self) -> dict[str, Any]:
         return digits.source_fingerprint(self.mnist_dir, self.fsdd_dir, self.params, self.cache_dir)
 
-    def build(self) -> PreparedData:
+    def build(self, scratch: Path) -> PreparedData:
         p = self.params
         rng = np.random.default_rng(p["seed"])
         recordings: dict[str, dict[int, list[Path]]] = {s: {d: [] for d in range(10)} for s in digits.TAKES}
@@ -137,7 +138,7 @@ class MovingDigitsDataModule(PairedDataModule):
         splits = {}
         for split in ("train", "val", "test"):
             rows = (self._sample(rng, pools[split], recordings[split], waves) for _ in range(p[f"{split}_size"]))
-            splits[split] = self.rows_to_dataset(rows, feats)
+            splits[split] = rows_to_dataset(rows, feats, scratch)
             log.info("moving_digits: %s split built (%d samples)", split, len(splits[split]))
         specs = {
             "video": ModalitySpec("video", "video", (None, 1, c, c)),

@@ -136,7 +136,7 @@ class SyntheticDataModule(PairedDataModule):
         # the generator's own source is part of the key: changing it never reuses a stale cache
         return {"generator": _SOURCE_HASH, **self.params}
 
-    def build(self) -> PreparedData:
+    def build(self, scratch: Path) -> PreparedData:
         p = self.params
         rng = np.random.default_rng(p["seed"])
         protos = _prototypes(rng, p)

@@ -99,7 +99,7 @@ class SyntheticGenerationDataModule(PairedDataModule):
     def fingerprint(self) -> dict[str, Any]:
         return {"generator": _SOURCE_HASH, **self.params}
 
-    def build(self) -> PreparedData:
+    def build(self, scratch: Path) -> PreparedData:
         p = self.params
         rng = np.random.default_rng(p["seed"])
         s, k = p["image_size"], p["num_symbols"]

@@ -28,7 +28,7 @@ def resolve_model_dir(name: str) -> Path:
             import all_minilm_l6_v2
         except ImportError as exc:
             raise ConfigError(f"pretrained=minilm needs the packaged model: {INSTALL}") from exc
-        from fuselab.data.datamodule import default_cache_dir
+        from fuselab.data.cache import default_cache_dir
 
         target = Path(default_cache_dir()).expanduser() / "models" / "all-MiniLM-L6-v2"
         if not (target / "config.json").is_file():
