@@ -59,9 +59,7 @@ def test_a_tokenizer_json_is_used_as_given(tmp_path: Path):
 
 def test_bad_text_is_refused_with_its_row_or_skipped_and_counted(tmp_path: Path):
     root = write_reviews(tmp_path / "reviews", empty_row=7)
-    with pytest.raises(
-        ConfigError, match=r"data.columns.review: row 7 of the train split: column .review. is empty"
-    ):
+    with pytest.raises(ConfigError, match=r"data.columns.review: row 7 of the train split: column .review. is empty"):
         module(root, tmp_path).describe()
     dm = module(root, tmp_path, bad_rows="skip")
     dm.setup()

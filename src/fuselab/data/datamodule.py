@@ -32,7 +32,7 @@ from fuselab.data.arrow import ArrowSplit
 from fuselab.data.cache import DONE_MARKER, SPLITS, CacheEntry, PreparedData, default_cache_dir
 from fuselab.data.collate import REFERENCES_COLUMN, PaddedCollate, move_batch, present_column
 from fuselab.data.normalization import stored_statistics
-from fuselab.data.samplers import EpochBalancedSampler, EpochShuffle
+from fuselab.data.samplers import EpochBalancedSampler, EpochShuffle, ResumableLoader
 from fuselab.data.selection import select_modalities
 from fuselab.data.specs import DataDescription, ModalitySpec
 from fuselab.errors import ConfigError
@@ -167,15 +167,24 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
         data = ArrowSplit(self.splits[split], self.row_specs())
-        return DataLoader(
-            data,
-            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
-            sampler=self._train_sampler(len(data)) if shuffle else None,
+        settings = dict(
             collate_fn=self.collate(),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
+        if shuffle:  # training: resumable mid-epoch (a run stopped by SIGTERM continues where it was)
+            sampler = self._train_sampler(len(data))
+            return ResumableLoader(
+                data, batch_size=self.batch_size, sampler=sampler, batches_done=self._batches_done, **settings
+            )
+        return DataLoader(data, batch_size=self.eval_batch_size, **settings)
+
+    def _batches_done(self) -> int:
+        """The batches of the current epoch trained so far (Lightning's count; 0 outside fit)."""
+        trainer = getattr(self, "trainer", None)
+        loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+        return int(loop.batch_progress.current.completed) if loop is not None else 0
 
     def row_specs(self) -> dict[str, ModalitySpec]:
         """How the columns of a split are read: the selected modalities, and a generation

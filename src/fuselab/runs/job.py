@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -131,18 +132,30 @@ def _train_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             split_threads(parallel)
             fit_and_test(cfg, ctx, summary, resume)
     except BaseException as exc:
-        if is_zero:
+        sigterm = _is_sigterm(exc)
+        if is_zero and sigterm:
+            saved = summary.data.get("checkpoint")
+            last = Path(saved) if saved else out_dir / "checkpoints" / "last.ckpt"
+            summary.interrupted(last if last.is_file() else None, f"during {summary.stage}")
+        elif is_zero:
             summary.failed(exc)
+        if sigterm:  # the exit status of a process ended by SIGTERM, which clusters and containers expect
+            raise SystemExit(128 + signal.SIGTERM) from exc
         raise
     if is_zero:
         summary.completed()
     return summary.data
 
 
+def _is_sigterm(exc: BaseException) -> bool:
+    return type(exc).__name__ == "SIGTERMException"  # Lightning's; not imported here (light module)
+
+
 def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resume: str | None) -> None:
     """Steps 4 and 5 of the flow: build the run's objects, fit, validate and test the best checkpoint."""
     import pytorch_lightning as pl
     import torch
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from fuselab.runs.distributed import resolve_strategy
     from fuselab.training.build import (
@@ -154,12 +167,16 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
         describe_data,
         resolve_class_weights,
     )
-    from fuselab.training.callbacks import RankReport, StepCounter, ValidationHistory
+    from fuselab.training.callbacks import RankReport, SaveOnSignal, StepCounter, ValidationHistory
     from fuselab.training.loggers import build_loggers, finish_loggers
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg.data)
     data = describe_data(dm)
+    if cfg.get("contributions"):
+        from fuselab.training.contributions import check_modalities
+
+        check_modalities(list(data.modalities))
     task = build_fusion_task(cfg, data, config=to_plain(cfg), class_weights=resolve_class_weights(cfg, dm, data))
     transfer = apply_transfer(task.model, cfg.model, data)
     if transfer:
@@ -182,8 +199,14 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     callbacks = build_callbacks(cfg, task.monitor, with_logger=bool(loggers))
     counter = StepCounter()
     history = ValidationHistory(*task.monitor)
-    callbacks += [RankReport(ctx["overrides"], summary.data["config_hash"]), counter, history]
+    saver = SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints")
+    callbacks += [RankReport(ctx["overrides"], summary.data["config_hash"]), counter, history, saver]
     trainer = build_trainer(cfg, callbacks, loggers, strategy=resolve_strategy(cfg.trainer.get("strategy", "auto")))
+    if cfg.get("contributions") and trainer.world_size > 1:
+        raise ConfigError(
+            f"contributions=true evaluates on one device, and this trainer has {trainer.world_size}; train here "
+            "without it, then run fuselab-eval ckpt_path=<best.ckpt> contributions=true trainer.devices=1"
+        )
     if resume:  # a checkpoint of another model or another version fails here, in one line
         from fuselab.training.evaluate import check_weights_fit, load_checkpoint
 
@@ -191,7 +214,13 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
 
     if cfg.get("fit", True):
         summary.update(resumed_from=resume)
-        trainer.fit(task, datamodule=dm, ckpt_path=resume, weights_only=True)
+        summary.stage = "training"
+        try:
+            trainer.fit(task, datamodule=dm, ckpt_path=resume, weights_only=True)
+        except SIGTERMException:
+            summary.update(checkpoint=str(saver.saved) if saver.saved else None)
+            raise
+        summary.stage = "the final validation and test"
         if counter.steps == 0:
             where = f" resumed from {resume} at epoch {trainer.current_epoch}," if resume else ""
             raise ConfigError(
@@ -216,6 +245,13 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     metrics.update(_merge(trainer.validate(task, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)))
     if cfg.get("test", True):
         metrics.update(_merge(trainer.test(task, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)))
+    if cfg.get("contributions"):
+        from fuselab.training.build import evaluation_trainer
+        from fuselab.training.contributions import run_contributions, summary_metrics
+
+        report = run_contributions(task, dm, evaluation_trainer(cfg), Path(cfg.paths.output_dir), ckpt_path=best)
+        metrics.update(summary_metrics(report))
+        summary.update(contributions=report)
     summary.update(
         metrics=metrics,
         epochs=trainer.current_epoch,

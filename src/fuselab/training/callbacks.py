@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from fuselab.training.summary import has_converged
 
@@ -45,6 +49,13 @@ class ValidationHistory(Callback):
             self.epochs.append(int(trainer.current_epoch))
             self.values.append(float(value))
 
+    # kept in checkpoints: a resumed run's history starts at its first epoch, not at the resumption
+    def state_dict(self) -> dict[str, Any]:
+        return {"epochs": list(self.epochs), "values": list(self.values)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epochs, self.values = list(state_dict["epochs"]), list(state_dict["values"])
+
     def report(self, stopped_early: bool, patience: int | None = None) -> dict[str, object]:
         if not self.values:
             return {}
@@ -75,3 +86,65 @@ class RankReport(Callback):
                 json.dumps(self.overrides),
                 self.chash,
             )
+
+
+class SaveOnSignal(Callback):
+    """SIGTERM (what a cluster's preemption, ``docker stop``, Kubernetes or SLURM's ``--signal``
+    sends before a kill) makes Lightning stop training after the current batch. This callback then
+    saves where the run is, mid-epoch included, as ``checkpoints/last.ckpt`` (model, optimizer,
+    scheduler, loops, the training loader's position, the RNG), the file ``resume=auto``
+    continues from; ``saved`` names it."""
+
+    def __init__(self, dirpath: Path) -> None:
+        self.dirpath = Path(dirpath)
+        self.saved: Path | None = None
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit" or trainer.sanity_checking:
+            return
+        path = self.dirpath / "last.ckpt"
+        if path.is_symlink():  # ModelCheckpoint(save_last="link"): replace the link, not its target
+            path.unlink()
+        trainer.save_checkpoint(path, weights_only=False)
+        self.saved = path
+        log.warning(
+            "SIGTERM: stopped at epoch %d after batch %d (step %d); saved %s",
+            trainer.current_epoch,
+            trainer.fit_loop.epoch_loop.batch_progress.current.completed,
+            trainer.global_step,
+            path,
+        )
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, and a resumed run keeps the best of the run it continues.
+
+    ``resume=auto`` continues in a new run directory. Lightning then forgets the best score (its
+    checkpoints lie in another folder), so the first validation after the resumption becomes
+    "best" even when it is worse, and the final test may use another model than an
+    uninterrupted run would. Here the continued run's checkpoints are copied into the new folder
+    and the state points to the copies: the best score carries on, the new directory holds its
+    own best.ckpt, and nothing in the interrupted run's folder is replaced or removed."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and Path(old) != Path(self.dirpath):
+            state_dict = self._moved(state_dict, Path(old), Path(self.dirpath))
+        super().load_state_dict(state_dict)
+
+    @staticmethod
+    def _moved(state: dict[str, Any], old: Path, new: Path) -> dict[str, Any]:
+        def copy(path: str) -> str:
+            if not path or Path(path).parent != old or not Path(path).is_file():
+                return path
+            target = new / Path(path).name
+            if not target.exists():
+                new.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+            return str(target)
+
+        moved = {**state, "dirpath": str(new)}
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            moved[key] = copy(state.get(key) or "")
+        moved["best_k_models"] = {copy(k): v for k, v in (state.get("best_k_models") or {}).items()}
+        return moved

@@ -138,6 +138,7 @@ class FusionTask(pl.LightningModule):
         self.samples: list[list[str]] = []
         # the test split's precision, recall, F1 and support per class (set at the end of a test)
         self.per_class: dict[str, dict[str, float]] = {}
+        self._rng_at_next_batch: torch.Tensor | None = None  # a mid-epoch resumption's RNG
 
     def forward(self, inputs: dict[str, ModalityBatch]) -> dict[str, Any]:
         return self.model(inputs)
@@ -345,12 +346,26 @@ class FusionTask(pl.LightningModule):
 
     # ---- exact resumption: the RNG (dropout, modality dropout) continues where it stopped ----
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["fuselab_rng"] = {"torch": torch.get_rng_state()}
+        loop = self.trainer.fit_loop.epoch_loop if self._trainer is not None else None
+        done = loop.batch_progress.current.completed if loop is not None else 0
+        mid_epoch = 0 < done < self.trainer.num_training_batches if loop is not None else False
+        checkpoint["fuselab_rng"] = {"torch": torch.get_rng_state(), "mid_epoch": bool(mid_epoch)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("fuselab_rng")
-        if state is not None:
+        if state is None:
+            return
+        if state.get("mid_epoch"):
+            # saved between two batches (SIGTERM): set at the next batch, after the loader's
+            # iterator (which draws a seed) was made, as in the run that was never stopped
+            self._rng_at_next_batch = state["torch"]
+        else:  # an epoch's end: the next epoch's iterator draws from it, in both runs alike
             torch.set_rng_state(state["torch"])
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self._rng_at_next_batch is not None:
+            torch.set_rng_state(self._rng_at_next_batch)
+            self._rng_at_next_batch = None
 
     def train(self, mode: bool = True) -> FusionTask:
         """Lightning's train/eval switch; batch norms of frozen parts (``model.freeze``) stay in

@@ -2,10 +2,11 @@
 (:class:`RunSummary`), and read back as a typed :class:`RunRecord` (:func:`read_record`) by
 sweeps, resumption and every report. Nothing else opens the file.
 
-A run writes ``running`` at its start and ``completed`` or ``failed`` at its end; a run that
-another continued (``resume=auto``) is rewritten ``resumed``. Reading adds two states no run
-writes: ``interrupted`` (a ``running`` record whose process on this host is gone) and
-``unreadable`` (a file that is not a summary; the record names what is wrong).
+A run writes ``running`` at its start and ``completed``, ``failed`` or ``interrupted`` (stopped
+by SIGTERM, with the checkpoint it saved) at its end; a run that another continued
+(``resume=auto``) is rewritten ``resumed``. Reading adds ``interrupted`` for a ``running`` record
+whose process on this host is gone (killed), and ``unreadable`` for a file that is not a summary
+(the record names what is wrong).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class RunSummary:
     """Writes one run's summary.json: ``running`` at its start, ``completed`` or ``failed`` at its end."""
 
     def __init__(self, run_dir: str | Path, **fields: Any) -> None:
+        self.stage = "preparation"  # what the run is doing, for the message of an interrupted one
         self.path = Path(run_dir) / SUMMARY
         self._t0 = time.perf_counter()
         self.data: dict[str, Any] = {
@@ -106,6 +108,21 @@ class RunSummary:
     def refused(self, exc: BaseException) -> None:
         """Failed before it started: the config was refused (the reason names the fix)."""
         self.update(status=Status.FAILED.value, finished_at=_now(), error=f"refused: {exc}")
+        self.write()
+
+    def interrupted(self, checkpoint: Path | None, where: str) -> None:
+        """Stopped by a signal (SIGTERM) ``where`` it was; ``checkpoint`` (when one was saved or
+        is there) is what ``resume=auto`` continues from."""
+        if checkpoint is not None and checkpoint.is_file():
+            then = f"saved {checkpoint}; the same command with resume=auto continues from it"
+        else:
+            then = "no checkpoint was saved: resume=auto starts it afresh"
+        self.update(
+            status=Status.INTERRUPTED.value,
+            finished_at=_now(),
+            error=f"interrupted by SIGTERM {where}: {then}",
+            checkpoint=str(checkpoint) if checkpoint is not None and checkpoint.is_file() else None,
+        )
         self.write()
 
     def failed(self, exc: BaseException) -> None:
