@@ -547,3 +547,11 @@ def test_a_report_from_fewer_runs_never_replaces_a_fuller_one(tmp_path: Path, ca
     assert "Parts with fewer runs than their sweep launches: runs (2 of 4)" in partial
     assert f"Left out, unreadable: {runs / '2-x' / 'summary.json'} is not readable JSON" in partial
     assert (root / "plots.partial").is_dir()  # this report's plots, beside the kept ones
+
+
+def test_side_by_side_headers_keep_nested_metric_names_apart():
+    from fuselab.reports.studies.cells import short_names
+
+    names = ["test/acc", "test/shapley/acc/signal", "test/alone/acc/signal", "val/acc"]
+    assert short_names(names) == ["test/acc", "shapley/acc/signal", "alone/acc/signal", "val/acc"]
+    assert short_names(["test/acc", "test/interaction/acc/a+b"]) == ["acc", "interaction/acc/a+b"]

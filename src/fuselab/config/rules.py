@@ -46,6 +46,7 @@ PROBABILITY = "a number in [0, 1)"
 RULES: list[tuple[str, Callable[[Any], bool], str, str]] = [
     ("seed", lambda v: _is_int(v) and 0 <= v < 2**32, "an integer in [0, 2**32)", "seed=1"),
     ("resume", lambda v: v is None or v == "auto", "null or auto", "resume=auto"),
+    ("contributions", lambda v: isinstance(v, bool), "true or false", "contributions=true"),
     ("rnn.cell", lambda v: v in ENCODERS, f"one of {list(ENCODERS)}", "rnn=lstm"),
     ("rnn.hidden_size", _positive_int, POSITIVE, "rnn.hidden_size=64"),
     ("rnn.num_layers", _positive_int, POSITIVE, "rnn.num_layers=2"),

@@ -77,6 +77,11 @@ def check_run_is_as_asked(cfg: DictConfig) -> None:
             "trainer.max_epochs=-1 trains without end (no trainer.max_steps or trainer.max_time is "
             "set); give a number of epochs, e.g. trainer.max_epochs=20, or set trainer.max_steps=<n>"
         )
+    if cfg.get("contributions") and not test:
+        raise ConfigError(
+            "contributions=true scores every modality subset on the test split, and test=false skips it; "
+            "drop test=false, or contributions=true"
+        )
     if test and trainer.get("limit_test_batches", 1.0) in (0, 0.0):
         raise ConfigError(
             "trainer.limit_test_batches=0 tests nothing, so the run would report no test metrics; "

@@ -178,5 +178,11 @@ def build_trainer(
     return _config_errors("trainer", instantiate, cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
 
 
+def evaluation_trainer(cfg: DictConfig) -> pl.Trainer:
+    """A trainer of ``cfg.trainer`` that only evaluates: no logger, callbacks or checkpoints, so
+    extra test passes (contributions, robustness) leave the run's logged metrics as they are."""
+    return _config_errors("trainer", instantiate, cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
+
+
 def checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:
     return trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None

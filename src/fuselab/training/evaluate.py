@@ -182,13 +182,16 @@ def write_predictions(batches: list[dict[str, Any]], target: Any, out_dir: Path,
 def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Test (or validate, ``split=val``) the checkpoint ``cfg.ckpt_path``. Returns ``metrics``,
     ``split``, ``dropped`` and, with ``robustness.enabled``, ``robustness``."""
-    from hydra.utils import instantiate
-
-    from fuselab.training.build import build_datamodule, build_fusion_task, describe_data
+    from fuselab.training.build import build_datamodule, build_fusion_task, describe_data, evaluation_trainer
 
     split = str(cfg.get("split", "test"))
     if split not in ("test", "val"):
         raise ConfigError(f"split={split} is not one of ['test', 'val']")
+    contributions = cfg.get("contributions", False)
+    if not isinstance(contributions, bool) or (contributions and split != "test"):
+        raise ConfigError(
+            f"contributions={contributions!r} with split={split}: contributions=true (a bool) scores the test split"
+        )
     rob = cfg.get("robustness") or {}
     if rob.get("enabled"):
         from fuselab.training.robustness import check_settings
@@ -225,9 +228,15 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             f"save_predictions=true writes the test split's predictions as parquet or csv; "
             f"got split={split}, predictions_format={fmt}"
         )
-    trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
+    trainer = evaluation_trainer(cfg)
     if save and trainer.world_size > 1:
         raise ConfigError("save_predictions=true numbers rows by their place in the test split: run it on one device")
+    if contributions:
+        from fuselab.training.contributions import check_modalities
+
+        check_modalities([m for m in data.modalities if m not in drop])
+        if trainer.world_size > 1:
+            raise ConfigError("contributions=true evaluates on one device: pass trainer.devices=1")
     plan = EvaluationPlan(absent=tuple(drop), collected=[] if save else None)
     run = trainer.test if split == "test" else trainer.validate
     with task.evaluating(plan):
@@ -263,4 +272,10 @@ def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         )
         keep = ("metric", "relative_robustness", "missing", "effective_robustness")
         out["robustness"] = {k: report[k] for k in keep if k in report}
+    if contributions:
+        from fuselab.training.contributions import run_contributions, summary_metrics
+
+        shares = run_contributions(task, dm, trainer, out_dir, absent=tuple(drop))
+        out["metrics"].update(summary_metrics(shares))
+        out["contributions"] = shares
     return out

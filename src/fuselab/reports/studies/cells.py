@@ -165,7 +165,21 @@ def side_by_side(results: list[CellResult]) -> list[str]:
             unchecked = "" if r.checked else " †"
             entries.append(f"{measured} / {ref}{unchecked} {({True: '✓', False: '✗', None: '·'})[r.agrees]}")
         body.append([group_name(where), *entries])
-    header = ["setting", *(m.split("/")[-1] for m in metrics)]
+    header = ["setting", *short_names(metrics)]
     legend = "Side by side (measured mean / reference; ✓ agrees, ✗ does not, · not run"
     legend += "; † reference unchecked):" if any(not r.checked for r in results) else "):"
     return [legend, "", markdown_table(header, body)]
+
+
+def short_names(metrics: list[str]) -> list[str]:
+    """Each metric without its stage (``test/acc`` -> ``acc``, ``test/shapley/acc/signal`` ->
+    ``shapley/acc/signal``), or more of its name where another metric would share it."""
+    out = []
+    for m in metrics:
+        parts = m.split("/")
+        for k in range(max(1, len(parts) - 1), len(parts) + 1):
+            tail = "/".join(parts[-k:])
+            if not any(o != m and (o == tail or o.endswith("/" + tail)) for o in metrics):
+                break
+        out.append(tail)
+    return out

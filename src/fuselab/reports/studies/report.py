@@ -31,6 +31,10 @@ BUDGET_KEYS = (
 )
 
 
+# the metrics contributions=true adds (fuselab.training.contributions.summary_metrics)
+CONTRIBUTION_PREFIXES = ("test/shapley/", "test/interaction/", "test/alone/")
+
+
 def budget_line(study: Study, summaries: Sequence[RunRecord | dict[str, Any]]) -> str:
     """The training budget the sweep sets, and how many runs ended still improving."""
     records = as_records(summaries)
@@ -216,9 +220,24 @@ def report_study(study: Study, outputs: Path) -> Path:
             continue
         comparison = compare_summaries(found, p.metric)
         current["groups"][p.name] = group_means(comparison)
-        header, body = rows(comparison)
+        shares = [m for m in comparison.metrics if m.startswith(CONTRIBUTION_PREFIXES)]
+        plain = [comparison.primary] + [
+            m for m in comparison.metrics if m != comparison.primary and m.startswith("test/") and m not in shares
+        ]
+        header, body = rows(comparison, plain)
         title = f"## All groups{': ' + p.name if several else ''} ({comparison.primary} first)"
         lines += ["", title, "", markdown_table(header, body)]
+        if shares:  # contributions=true: a table of its own, one row per cell
+            header, body = rows(comparison, shares)
+            lines += [
+                "",
+                f"## Modality contributions{': ' + p.name if several else ''}",
+                "",
+                "Shapley value per modality, interaction per pair, and each modality's score alone "
+                "(`contributions.json` of each run holds every subset).",
+                "",
+                markdown_table(header, body),
+            ]
         tmp = outputs / "studies" / study.name / "compare" / p.name
         for w in write_outputs(comparison, tmp):
             if w.suffix == ".png":
