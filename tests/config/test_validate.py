@@ -44,7 +44,7 @@ def test_every_group_value_composes_and_validates(group: str, value: str, tmp_pa
         "hydra/launcher=basic",
         "hydra/launcher=joblib",
         "hydra/launcher=submitit_local",
-        "hydra/launcher=slurm_example",
+        "hydra/launcher=slurm",
         "hparams_search=synthetic_optuna",
     ],
 )
@@ -53,8 +53,9 @@ def test_launchers_and_searches_compose(override: str):
 
     with initialize_config_module(config_module="fuselab.conf", version_base="1.3"):
         cfg = compose(config_name="train", overrides=[override], return_hydra_config=True)
-    if "slurm" in override:
-        assert cfg.hydra.launcher.tasks_per_node == cfg.hydra.launcher.gpus_per_node == 4
+    if "slurm" in override:  # CPU defaults; a GPU cluster sets gpus_per_node and tasks_per_node alike
+        assert cfg.hydra.launcher.tasks_per_node == 1 and cfg.hydra.launcher.gpus_per_node is None
+        assert cfg.hydra.launcher.submitit_folder.endswith("/.submitit/%j")
     if "optuna" in override:
         assert "model.optimizer.lr" in cfg.hydra.sweeper.params
 

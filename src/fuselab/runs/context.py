@@ -43,4 +43,22 @@ def hydra_context() -> dict[str, Any]:
         "multirun": multirun,
         "job_num": hc.job.num if multirun else None,
         "parallel_jobs": (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs or 1),
+        **slurm_job(hc.launcher.get("submitit_folder")),
     }
+
+
+def slurm_job(submitit_folder: str | None) -> dict[str, Any]:
+    """Inside a SLURM job: its id and, under the submitit launcher, its log files (stdout and
+    stderr, the ones that exist), so a failed job's summary names where to read what happened."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return {}
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    job_id = f"{array}_{task}" if array and task else job
+    out: dict[str, Any] = {"slurm_job_id": job_id}
+    if submitit_folder:
+        folder = Path(str(submitit_folder).replace("%j", job_id))
+        rank = os.environ.get("SLURM_PROCID", "0")
+        logs = [folder / f"{job_id}_{rank}_log.{kind}" for kind in ("out", "err")]
+        out["slurm_logs"] = [str(p) for p in logs if p.exists()]
+    return out

@@ -107,7 +107,9 @@ class RunSummary:
 
     def refused(self, exc: BaseException) -> None:
         """Failed before it started: the config was refused (the reason names the fix)."""
-        self.update(status=Status.FAILED.value, finished_at=_now(), error=f"refused: {exc}")
+        logs = [p for p in self.data.get("slurm_logs") or [] if Path(p).exists()]
+        where = f" (SLURM log: {', '.join(logs)})" if logs else ""
+        self.update(status=Status.FAILED.value, finished_at=_now(), error=f"refused: {exc}{where}")
         self.write()
 
     def interrupted(self, checkpoint: Path | None, where: str) -> None:
@@ -126,10 +128,11 @@ class RunSummary:
         self.write()
 
     def failed(self, exc: BaseException) -> None:
+        logs = [p for p in self.data.get("slurm_logs") or [] if Path(p).exists()]
         self.update(
             status=Status.FAILED.value,
             finished_at=_now(),
-            error=f"{type(exc).__name__}: {exc}",
+            error=f"{type(exc).__name__}: {exc}" + (f" (SLURM log: {', '.join(logs)})" if logs else ""),
             traceback="".join(traceback.format_exception(exc))[-4000:],
         )
         try:

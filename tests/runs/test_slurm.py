@@ -1,0 +1,70 @@
+"""Sweeps on a real SLURM cluster: tests/runs/slurm.sh starts a one-node cluster on this machine
+(slurm-wlm and munge from Debian, installed when missing; root needed), once per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_cli
+
+SCRIPT = REPO / "tests" / "runs" / "slurm.sh"
+SMALL = [
+    "data.train_size=256",
+    "data.val_size=64",
+    "data.test_size=64",
+    "trainer.max_epochs=2",
+    "~logger",
+    "callbacks.progress_bar=null",
+    "trainer.enable_model_summary=false",
+]
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory: pytest.TempPathFactory):
+    if os.geteuid() != 0 and not shutil.which("slurmctld"):
+        pytest.skip("starting a SLURM cluster needs root (to install slurm-wlm and munge) or an installed SLURM")
+    state = tmp_path_factory.mktemp("slurm")
+    env = {**os.environ, "FUSELAB_SLURM_DIR": str(state)}
+    up = subprocess.run(["bash", str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=600)
+    assert up.returncode == 0, up.stdout + up.stderr
+    yield {"SLURM_CONF": str(state / "slurm.conf")}
+    subprocess.run(["bash", str(SCRIPT), "down"], env=env, capture_output=True, text=True, timeout=120)
+
+
+def _summaries(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("summary.json"))]
+
+
+def _most_at_once(summaries: list[dict]) -> int:
+    spans = [(datetime.fromisoformat(s["started_at"]), datetime.fromisoformat(s["finished_at"])) for s in summaries]
+    return max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans)
+
+
+@pytest.mark.slow
+def test_a_sweep_on_slurm_completes_skips_what_completed_and_names_a_failed_jobs_log(slurm, tmp_path: Path):
+    sweep = ["-m", "fuselab.cli.train", "-m", "hydra/launcher=slurm", "hydra.launcher.array_parallelism=2"]
+    args = [*sweep, "fusion=early,late", "seed=1,2", *SMALL]
+    first = run_cli(args, cwd=tmp_path, env=slurm)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    runs = _summaries(tmp_path / "outputs")
+    assert len(runs) == 4 and {s["status"] for s in runs} == {"completed"}
+    assert all(s["slurm_job_id"] for s in runs) and len({s["slurm_job_id"] for s in runs}) == 4
+    assert _most_at_once(runs) <= 2  # array_parallelism=2, from the jobs' own start and end times
+
+    again = run_cli(args, cwd=tmp_path, env=slurm)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _summaries(tmp_path / "outputs") == runs  # every job completed earlier: nothing rewritten
+    assert "4 completed" in again.stdout
+
+    (tmp_path / "bad").mkdir()
+    bad = run_cli([*sweep, "seed=1,-1", *SMALL], cwd=tmp_path / "bad", env=slurm)
+    assert bad.returncode == 1, bad.stdout[-3000:]
+    (failed,) = [s for s in _summaries(tmp_path / "bad" / "outputs") if s["status"] == "failed"]
+    assert "seed=-1 is invalid" in failed["error"] and "SLURM log: " in failed["error"]
+    assert all(Path(p).is_file() for p in failed["slurm_logs"])
