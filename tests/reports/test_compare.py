@@ -103,3 +103,23 @@ def test_only_unreadable_summaries_are_named_in_the_error(tmp_path: Path):
     (tmp_path / "a" / "summary.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"unreadable: .*a/summary.json holds no summary object"):
         compare_runs([tmp_path])
+
+
+@pytest.mark.parametrize("width", [200, 80, 40])
+def test_the_printed_table_fits_the_terminal_without_cutting_a_number(sweep: Path, width: int):
+    from rich.console import Console
+
+    from fuselab.reports.compare import print_table
+
+    c = compare_runs([sweep])  # with six more metrics: too wide for 80 columns as a group per row
+    for g in c.groups:
+        for r in g.runs:
+            r.metrics.update({f"test/recall_macro_{k}": 0.123456 for k in range(6)})
+    c.metrics += [f"test/recall_macro_{k}" for k in range(6)]
+    console = Console(width=width, record=True, color_system=None)
+    print_table(c, console)
+    out = console.export_text()
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= width
+    _, body = rows(c)
+    for row in body:
+        assert all(cell in out for cell in row)  # every mean ± std, whole

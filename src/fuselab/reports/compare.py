@@ -173,15 +173,44 @@ def rows(c: Comparison, metrics: Sequence[str] | None = None) -> tuple[list[str]
     return header, body
 
 
+def _width(header: Sequence[str], body: Sequence[Sequence[str]]) -> int:
+    """The characters a rich table of these cells needs (borders and padding included)."""
+    cols = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+    return sum(cols) + 3 * len(cols) + 1
+
+
 def print_table(c: Comparison, console: Console | None = None) -> None:
-    header, body = rows(c)
-    table = Table(title=f"{len(c.groups)} groups by {', '.join(c.axes) or '(nothing varies)'}")
-    for h in header:
-        table.add_column(h, justify="right" if h not in c.axes else "left")
-    for r in body:
-        table.add_row(*r)
+    """The comparison as a table that fits the terminal (or log file) without cutting a number:
+    a group per row when it fits, else a metric per row and a group per column, else one block
+    of lines per group."""
     console = console or Console()
-    console.print(table)
+    header, body = rows(c)
+    title = f"{len(c.groups)} groups by {', '.join(c.axes) or '(nothing varies)'}"
+    n_axes = len(c.axes)
+    names = [", ".join(r[:n_axes]) or "all runs" for r in body]
+    flipped_header = ["", *names]
+    flipped = [[h, *(r[i] for r in body)] for i, h in enumerate(header) if i >= n_axes]
+    if _width(header, body) <= console.width:
+        table = Table(title=title)
+        for h in header:
+            table.add_column(h, justify="right" if h not in c.axes else "left", no_wrap=True)
+        for r in body:
+            table.add_row(*r)
+        console.print(table)
+    elif _width(flipped_header, flipped) <= console.width:
+        table = Table(title=title)
+        for h in flipped_header:
+            table.add_column(h, justify="left" if not h else "right", no_wrap=True)
+        for r in flipped:
+            table.add_row(*r)
+        console.print(table)
+    else:
+        console.print(title, markup=False, highlight=False)
+        pad = max(len(h) for h in header[n_axes:])
+        for name, r in zip(names, body):
+            console.print(f"{name}:", markup=False, highlight=False, soft_wrap=True)
+            for h, v in zip(header[n_axes:], r[n_axes:]):
+                console.print(f"  {h:<{pad}}  {v}", markup=False, highlight=False, soft_wrap=True)
     for what in c.unreadable:
         console.print(f"left out, unreadable: {what}", markup=False, highlight=False, soft_wrap=True)
 
