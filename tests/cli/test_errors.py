@@ -67,3 +67,15 @@ def test_a_run_that_had_not_converged_says_so_after_its_metrics(capsys):
     assert "raise trainer.max_epochs" in out and "best checkpoint" not in out  # no file claimed that is not there
     report_metrics({**summary, "converged": False, "best_epoch": 4, "monitor": "val/acc"})
     assert "val/acc last improved at epoch 4, the final epoch;" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_group_option_that_does_not_exist_is_one_line_naming_the_options():
+    from fuselab.cli.common import check_group_choices
+
+    with pytest.raises(ConfigError, match=r"fusion=mid: fusion has no option 'mid'; choose one of \['conditioned'"):
+        check_group_choices(["fusion=mid"])
+    with pytest.raises(ConfigError, match=r"model/scheduler=nope: .*\['cosine', 'none', 'plateau'\]"):
+        check_group_choices(["-m", "fusion=early,late", "model/scheduler=nope"])
+    # sweeps, Hydra's own groups, keys, deletions and another config folder are left alone
+    check_group_choices(["fusion=early,late", "hydra/launcher=joblib", "fusion.fused_dim=3", "~logger", "data=hf"])
+    check_group_choices(["hydra.searchpath=[file:///elsewhere]", "fusion=max"])

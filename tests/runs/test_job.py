@@ -228,3 +228,15 @@ def test_robustness_summaries_against_hand_computed_values():
     assert effective_robustness([0.9, 0.8, 0.6], [1.0, 0.8, 0.5]) == pytest.approx(0.0 + 0.1 + 0.2)
     with pytest.raises(ValueError, match="same levels"):
         effective_robustness([1, 2], [1, 2, 3])
+
+
+def test_csv_metrics_are_kept_beside_any_dashboard(tmp_path: Path):
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    from fuselab.training.loggers import build_loggers
+
+    cfg = compose_train(["logger=tensorboard"], output_dir=tmp_path)
+    loggers = build_loggers(cfg, {}, ["signal"], group="g")
+    assert [type(lg) for lg in loggers] == [TensorBoardLogger, CSVLogger]
+    assert Path(loggers[1].log_dir) == tmp_path / "csv"
+    assert build_loggers(compose_train(["~logger"], output_dir=tmp_path), {}, ["signal"], group="g") == []

@@ -162,6 +162,7 @@ def test_submitit_local_launcher_runs_jobs(tmp_path: Path):
     jobs = job_summaries(tmp_path / "outputs" / "train" / "multiruns")
     assert sorted(s["choices"]["fusion"] for s in jobs.values()) == ["early", "late"]
     assert all(s["status"] == "completed" for s in jobs.values())
+    assert not list((tmp_path / "outputs").rglob("%j")), "an empty folder named after submitit's %j pattern is left"
 
 
 def test_optuna_search_runs_trials_with_sampled_hyperparameters(tmp_path: Path):

@@ -36,11 +36,39 @@ def check_command_line(prog: str, argv: list[str] | None = None) -> None:
     from fuselab.config.names import check_override_names
     from fuselab.errors import ConfigError
 
+    args = sys.argv[1:] if argv is None else argv
     try:
-        check_override_names(sys.argv[1:] if argv is None else argv)
+        check_override_names(args)
+        check_group_choices(args)
     except ConfigError as exc:
         print_error(prog, exc)
         sys.exit(2)
+
+
+def check_group_choices(args: list[str]) -> None:
+    """``group=option`` names an option the group has (``fusion=mid`` is refused naming the
+    options, instead of Hydra's traceback). Hydra's own groups and options from another config
+    folder (``hydra.searchpath``) are left to Hydra."""
+    from importlib.resources import files
+
+    from fuselab.errors import ConfigError
+
+    if any(a.startswith(("hydra.searchpath", "--config-dir", "-cd", "--config-path", "-cp")) for a in args):
+        return
+    root = files("fuselab.conf")
+    for arg in args:
+        key, eq, value = arg.lstrip("+").partition("=")
+        if not eq or arg.startswith("~") or "." in key or key.startswith("hydra") or "(" in value:
+            continue
+        group = root.joinpath(*key.split("/"))
+        if not group.is_dir():
+            continue
+        options = sorted(
+            p.name[:-5] for p in group.iterdir() if p.name.endswith(".yaml") and not p.name.startswith("_")
+        )
+        for option in value.split(","):
+            if option and option != "null" and f"{option}.yaml" not in {p.name for p in group.iterdir()}:
+                raise ConfigError(f"{key}={option}: {key} has no option {option!r}; choose one of {options}")
 
 
 def run_guarded(fn: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig, prog: str) -> dict[str, Any] | None:

@@ -28,6 +28,9 @@ class SweepReport(Callback):
         from fuselab.reports.compare import compare_runs, print_table
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        literal = sweep_dir / ".submitit" / "%j"  # submitit's local executor makes it, and leaves it empty
+        if literal.is_dir() and not any(literal.iterdir()):
+            literal.rmdir()
         summaries = sweep_summaries(sweep_dir)
         counts: dict[str, int] = {}
         for s in summaries:

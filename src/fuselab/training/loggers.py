@@ -7,7 +7,7 @@ from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from pytorch_lightning.loggers import Logger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,9 @@ def run_tags(cfg: DictConfig, choices: dict[str, str], modalities: list[str]) ->
 
 
 def build_loggers(cfg: DictConfig, choices: dict[str, str], modalities: list[str], group: str) -> list[Logger]:
-    """The loggers of ``cfg.logger``. wandb gets the run's choices as tags and config columns and
-    ``group`` (the sweep) as its group; if wandb cannot start, the run goes on without it."""
+    """The loggers of ``cfg.logger``, and csv beside them when it is not among them. wandb gets the
+    run's choices as tags and config columns and ``group`` (the sweep) as its group; if wandb
+    cannot start, the run goes on without it."""
     loggers: list[Logger] = []
     for lg_cfg in (cfg.get("logger") or {}).values():
         if lg_cfg is None or "_target_" not in lg_cfg:
@@ -43,6 +44,9 @@ def build_loggers(cfg: DictConfig, choices: dict[str, str], modalities: list[str
                 log.warning("wandb could not start (%s); this run logs to the other loggers only", reason)
             continue
         loggers.append(instantiate(lg_cfg, **kwargs))
+    if loggers and not any(isinstance(lg, CSVLogger) for lg in loggers):
+        # csv/metrics.csv is every run's record of its curves, whatever dashboards it also feeds
+        loggers.append(CSVLogger(save_dir=str(cfg.paths.output_dir), name="csv", version=""))
     return loggers
 
 
