@@ -437,12 +437,13 @@ def test_unchecked_references_are_marked_wherever_they_are_shown():
     assert lines[0].endswith("; † reference unchecked):")
     row = " ".join("\n".join(lines).splitlines()[-1].split())
     assert row == "| fusion=early | 0.750 / 0.753 † ✓ | 1.000 / 1.023 ✗ |"
-    for name in ("mmsa", "multibench", "mult_acl2019"):
+    for name in ("multibench", "mult_acl2019"):
         spec = yaml.safe_load((REPO / "experiments" / name / "study.yaml").read_text())
         unchecked = [c for c in spec["reference"]["cells"] if c.get("checked", True) is False]
         assert unchecked, name
+    # mmsa's cells were all entered from and compared with MMSA's newest table (test_mmsa_reference)
     mmsa = yaml.safe_load((REPO / "experiments" / "mmsa" / "study.yaml").read_text())["reference"]["cells"]
-    assert all(c.get("checked") is False for c in mmsa if c["metric"] in ("test/f1", "test/f1_has0"))
+    assert all(c.get("checked", True) for c in mmsa)
 
 
 def test_a_cell_whose_runs_were_still_improving_gets_no_verdict():

@@ -69,10 +69,14 @@ up() {
   fi
   write_conf
   export SLURM_CONF="$CONF"
-  pgrep -x slurmctld >/dev/null || slurmctld -f "$CONF"
-  pgrep -x slurmd >/dev/null || slurmd -f "$CONF"
+  if pgrep -f "^slurmctld" >/dev/null && ! pgrep -f "slurmctld -f $CONF" >/dev/null; then
+    echo "slurm.sh: another slurmctld runs on this machine (stop it, or run 'slurm.sh down' with its FUSELAB_SLURM_DIR)" >&2
+    exit 1
+  fi
+  pgrep -f "slurmctld -f $CONF" >/dev/null || slurmctld -f "$CONF"
+  pgrep -f "slurmd -f $CONF" >/dev/null || slurmd -f "$CONF"
   for _ in $(seq 1 60); do
-    if sinfo -h -o "%t" 2>/dev/null | grep -Eq "^(idle|mix|alloc)"; then
+    if timeout 5 sinfo -h -o "%t" 2>/dev/null | grep -Eq "^(idle|mix|alloc)"; then
       echo "slurm.sh: cluster up ($(sinfo -h -o '%N %c CPUs %t')); export SLURM_CONF=$CONF"
       return 0
     fi
@@ -84,12 +88,14 @@ up() {
 
 down() {
   export SLURM_CONF="$CONF"
-  [ -f "$CONF" ] && scancel --quiet --full --user="$(id -un)" 2>/dev/null || true
-  for pid in "$DIR/slurmd.pid" "$DIR/slurmctld.pid"; do
-    [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true
+  [ -f "$CONF" ] && timeout 10 scancel --quiet --full --user="$(id -un)" 2>/dev/null || true
+  pkill -f "slurmd -f $CONF" 2>/dev/null || true
+  pkill -f "slurmctld -f $CONF" 2>/dev/null || true
+  for _ in $(seq 1 20); do  # the daemons (and slurmctld's slurmscriptd) exit within seconds
+    pgrep -f "slurm(ctl)?d -f $CONF|^: slurmscriptd" >/dev/null || break
+    sleep 0.5
   done
-  pkill -x slurmd 2>/dev/null || true
-  pkill -x slurmctld 2>/dev/null || true
+  pkill -9 -f "slurm(ctl)?d -f $CONF|^: slurmscriptd" 2>/dev/null || true
   rm -rf "$DIR"
   echo "slurm.sh: cluster down"
 }

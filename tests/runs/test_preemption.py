@@ -28,10 +28,10 @@ class SigtermAt(Callback):
 
 
 RUN = [
-    "data.train_size=1500",
-    "data.val_size=100",
-    "data.test_size=200",
-    "data.batch_size=64",  # 24 batches an epoch
+    "data.train_size=640",
+    "data.val_size=64",
+    "data.test_size=64",
+    "data.batch_size=64",  # 10 batches an epoch
     "trainer.max_epochs=3",
     "model.modality_dropout=0.2",  # draws from the RNG every step: a resumption must continue it
     "~logger",
@@ -47,9 +47,9 @@ def test_sigterm_mid_epoch_saves_and_resume_ends_bit_for_bit_as_an_uninterrupted
     expected = train_job(compose_train(RUN, output_dir=tmp_path / "ref" / "runs" / "a"))
     assert expected["status"] == "completed"
 
-    # the same config (resume=auto continues only the same config), with a signal after step 30
+    # the same config (resume=auto continues only the same config), with a signal after step 13
     callbacks = build.build_callbacks
-    monkeypatch.setattr(build, "build_callbacks", lambda *a, **k: [*callbacks(*a, **k), SigtermAt(30)])
+    monkeypatch.setattr(build, "build_callbacks", lambda *a, **k: [*callbacks(*a, **k), SigtermAt(13)])
     first = tmp_path / "work" / "runs" / "a"
     with pytest.raises(SystemExit) as exited:
         train_job(compose_train(RUN, output_dir=first))
@@ -59,9 +59,9 @@ def test_sigterm_mid_epoch_saves_and_resume_ends_bit_for_bit_as_an_uninterrupted
     assert summary["status"] == "interrupted" and "interrupted by SIGTERM during training" in summary["error"]
     assert summary["checkpoint"] == str(first / "checkpoints" / "last.ckpt")
     ckpt = torch.load(summary["checkpoint"], map_location="cpu", weights_only=False)
-    assert ckpt["global_step"] == 30 and ckpt["epoch"] == 1  # six batches into the second epoch
+    assert ckpt["global_step"] == 13 and ckpt["epoch"] == 1  # three batches into the second epoch
     (loader,) = ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"]
-    assert loader == {"epoch": 1, "batches_done": 6}
+    assert loader == {"epoch": 1, "batches_done": 3}
 
     resumed = train_job(compose_train([*RUN, "resume=auto"], output_dir=tmp_path / "work" / "runs" / "b"))
     assert resumed["status"] == "completed" and resumed["resumed_from"] == summary["checkpoint"]

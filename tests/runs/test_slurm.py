@@ -15,10 +15,10 @@ from conftest import REPO, run_cli
 
 SCRIPT = REPO / "tests" / "runs" / "slurm.sh"
 SMALL = [
-    "data.train_size=256",
-    "data.val_size=64",
-    "data.test_size=64",
-    "trainer.max_epochs=2",
+    "data.train_size=128",
+    "data.val_size=32",
+    "data.test_size=32",
+    "trainer.max_epochs=1",
     "~logger",
     "callbacks.progress_bar=null",
     "trainer.enable_model_summary=false",
@@ -68,3 +68,26 @@ def test_a_sweep_on_slurm_completes_skips_what_completed_and_names_a_failed_jobs
     (failed,) = [s for s in _summaries(tmp_path / "bad" / "outputs") if s["status"] == "failed"]
     assert "seed=-1 is invalid" in failed["error"] and "SLURM log: " in failed["error"]
     assert all(Path(p).is_file() for p in failed["slurm_logs"])
+
+
+@pytest.mark.slow
+def test_ddp_ranks_started_by_srun_train_one_job_as_ddp_cpu_does(slurm, tmp_path: Path):
+    """tasks_per_node=2: srun starts the two ranks, Lightning's SLURM environment takes them (no
+    rank is re-launched), both see the same overrides, and the metrics are those of trainer=ddp_cpu
+    on this machine, bit for bit."""
+    job = ["trainer=ddp_cpu", "seed=3", *SMALL]
+    (tmp_path / "slurm").mkdir()
+    srun = ["-m", "fuselab.cli.train", "-m", "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2", *job]
+    on_slurm = run_cli(srun, cwd=tmp_path / "slurm", env=slurm)
+    assert on_slurm.returncode == 0, on_slurm.stdout[-3000:] + on_slurm.stderr[-3000:]
+    (run,) = _summaries(tmp_path / "slurm" / "outputs")
+    log = (Path(run["run_dir"]) / "train.log").read_text()
+    assert log.count("Initializing distributed") == 2 and "MEMBER: 2/2" in log
+    ranks = [line.split("trains overrides=")[1] for line in log.splitlines() if "trains overrides=" in line]
+    assert len(ranks) == 2 and ranks[0] == ranks[1]
+    (tmp_path / "local").mkdir()
+    local = run_cli(["-m", "fuselab.cli.train", "-m", *job], cwd=tmp_path / "local")
+    assert local.returncode == 0, local.stderr[-3000:]
+    (reference,) = _summaries(tmp_path / "local" / "outputs")
+    assert run["status"] == reference["status"] == "completed"
+    assert run["metrics"] == reference["metrics"]
