@@ -1,7 +1,7 @@
 """The synthetic benchmark's known answers, learned for real (seeded; margins far from the
 measured values so they do not flake). Measured on 2 CPU cores at this protocol: unimodal
 0.25-0.27, late+mean 0.29, early (4,000 samples) 0.98-0.99 over two seeds, feature+tensor 0.98,
-feature+concat 0.97 (chance 0.25); temporal with long sequences: last 0.99, mean 0.91."""
+feature+concat 0.97 (chance 0.25); temporal with long sequences at 10 epochs: last 0.998, mean 0.848."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def accuracy(tmp_path: Path, name: str, overrides: list[str]) -> float:
 @pytest.mark.parametrize(
     "name,overrides",
     [
-        ("signal alone", ["data.modalities=[signal]"]),
+        # signal alone: the same as tokens alone (experiments/contributions scores each alone per seed)
         ("tokens alone", ["data.modalities=[tokens]"]),
         ("late + mean", ["fusion=late", "fusion.combine=mean"]),
     ],
@@ -47,10 +47,8 @@ def test_synergy_defeats_single_modalities_and_additive_late_fusion(tmp_path: Pa
 @pytest.mark.parametrize(
     "name,overrides",
     [
-        # one recurrent encoder over the concatenated steps needs more data: with 2,000 samples
-        # it ends anywhere between 0.49 and 0.80 depending on the order of batches
-        ("early", ["fusion=early", "data.train_size=4000"]),
-        ("feature + tensor", ["fusion=feature", "fusion.operator=tensor"]),
+        # early fusion (4,000 samples: 0.98-0.99) and feature + tensor (0.98) are left to the
+        # committed study experiments/synthetic_interactions, to keep the suite inside its time
         ("feature + concat", ["fusion=feature", "fusion.operator=concat"]),
     ],
 )
@@ -59,7 +57,7 @@ def test_synergy_is_learned_by_joint_fusion(tmp_path: Path, name: str, overrides
 
 
 def test_temporal_mean_pooling_does_worse_than_last(tmp_path: Path):
-    base = ["experiment=synthetic_temporal", *QUIET]
+    base = ["experiment=synthetic_temporal", "trainer.max_epochs=10", *QUIET]
     last = accuracy(tmp_path, "last", [*base, "rnn.pooling=last"])
     mean = accuracy(tmp_path, "mean", [*base, "rnn.pooling=mean"])
     assert last >= 0.9

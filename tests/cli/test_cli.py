@@ -56,14 +56,14 @@ def test_ddp_on_two_cpu_processes_with_bf16(tmp_path: Path):
     "override,needle",
     [
         ("data.modalities=[signal,audio]", "It has: ['signal', 'tokens', 'image']"),
-        ("fusion=mid", "Available options"),
+        ("fusion=mid", "fusion=mid: fusion has no option 'mid'; choose one of ['conditioned', 'crossmodal', 'early'"),
         ("rnn.pooling=median", "one of ['last', 'mean', 'max', 'attention']"),
     ],
 )
 def test_user_errors_exit_fast_with_the_fix(tmp_path: Path, override: str, needle: str):
     result = run_cli(["-m", "fuselab.cli.train", override, *FAST], cwd=tmp_path, timeout=120)
     out = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert needle in out
     assert "Traceback" not in out
 
