@@ -63,11 +63,10 @@ def check_group_choices(args: list[str]) -> None:
         group = root.joinpath(*key.split("/"))
         if not group.is_dir():
             continue
-        options = sorted(
-            p.name[:-5] for p in group.iterdir() if p.name.endswith(".yaml") and not p.name.startswith("_")
-        )
+        files = {p.name[:-5] for p in group.iterdir() if p.name.endswith(".yaml")}
         for option in value.split(","):
-            if option and option != "null" and f"{option}.yaml" not in {p.name for p in group.iterdir()}:
+            if option and option != "null" and option not in files:
+                options = sorted(f for f in files if not f.startswith("_"))
                 raise ConfigError(f"{key}={option}: {key} has no option {option!r}; choose one of {options}")
 
 

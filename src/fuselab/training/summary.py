@@ -107,10 +107,13 @@ class RunSummary:
 
     def refused(self, exc: BaseException) -> None:
         """Failed before it started: the config was refused (the reason names the fix)."""
-        logs = [p for p in self.data.get("slurm_logs") or [] if Path(p).exists()]
-        where = f" (SLURM log: {', '.join(logs)})" if logs else ""
-        self.update(status=Status.FAILED.value, finished_at=_now(), error=f"refused: {exc}{where}")
+        self.update(status=Status.FAILED.value, finished_at=_now(), error=f"refused: {exc}{self._logs()}")
         self.write()
+
+    def _logs(self) -> str:
+        """Where a SLURM job's output is, for a failed job's error (only the files that exist)."""
+        logs = [p for p in self.data.get("slurm_logs") or [] if Path(p).exists()]
+        return f" (SLURM log: {', '.join(logs)})" if logs else ""
 
     def interrupted(self, checkpoint: Path | None, where: str) -> None:
         """Stopped by a signal (SIGTERM) ``where`` it was; ``checkpoint`` (when one was saved or
@@ -128,11 +131,10 @@ class RunSummary:
         self.write()
 
     def failed(self, exc: BaseException) -> None:
-        logs = [p for p in self.data.get("slurm_logs") or [] if Path(p).exists()]
         self.update(
             status=Status.FAILED.value,
             finished_at=_now(),
-            error=f"{type(exc).__name__}: {exc}" + (f" (SLURM log: {', '.join(logs)})" if logs else ""),
+            error=f"{type(exc).__name__}: {exc}{self._logs()}",
             traceback="".join(traceback.format_exception(exc))[-4000:],
         )
         try:

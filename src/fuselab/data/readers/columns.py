@@ -26,6 +26,7 @@ the datamodule may drop that row instead (``data.bad_rows=skip``).
 
 from __future__ import annotations
 
+import abc
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,7 +44,7 @@ from fuselab.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-class ColumnReader:
+class ColumnReader(abc.ABC):
     """Reads one column of the source as one modality."""
 
     kind: ClassVar[str]
@@ -63,10 +64,13 @@ class ColumnReader:
             self.settings["encode_with"] = frozen_features.check(name, self.kind, self.settings["encode_with"])
 
     def fit(self, train: datasets.Dataset) -> None:
-        """Learn from the train split what reading needs (called once, before any cell is read)."""
+        """Learn from the train split what reading needs (called once, before any cell is read);
+        most kinds need nothing from it."""
+        del train
 
+    @abc.abstractmethod
     def read(self, value: Any) -> np.ndarray:
-        raise NotImplementedError
+        """One cell as the array of the data contract; :class:`ConfigError` with the reason when it cannot be."""
 
     def spec(self) -> ModalitySpec:
         return ModalitySpec(self.name, self.kind, self.shape)
