@@ -29,7 +29,7 @@ def test_raw_files_preset_reads_images_audio_and_text_and_trains(tmp_path: Path)
     specs = dm.describe().modalities
     assert specs["image"].shape == (1, 28, 28) and specs["audio"].shape == (None, 40) and specs["text"].kind == "tokens"
     dm.setup()
-    img = np.asarray(dm.splits["test"][1]["image"])
+    img = np.asarray(dm.rows("test", [1])["image"][0])
     assert img.shape == (1, 28, 28) and 0.0 <= img.min() and img.max() <= 1.0
     assert img[0, 8:20, 2:12].mean() > img[0, 8:20, 18:26].mean()  # label 1: the square is on the left
 
@@ -55,7 +55,7 @@ def test_a_corrupt_image_is_named_or_skipped_and_counted(tmp_path: Path):
         "val": 1,
         "test": 0,
     }
-    x = np.asarray(dm.splits["train"][0]["image"])
+    x = np.asarray(dm.rows("train", [0])["image"][0])
     assert x.shape == (3, 16, 16) and x.min() < 0  # normalised with the given mean and std
     with pytest.raises(ConfigError, match=r"\['resize'\] do not apply to image"):
         HFDataModule(str(root), columns={"image": {"column": "photo", "kind": "image", "resize": 3}})

@@ -87,7 +87,7 @@ def test_video_columns_from_frame_folders_npy_files_and_arrays(tmp_path: Path):
     batch = next(iter(dm.test_dataloader()))
     v = batch["inputs"]["clip"]
     assert v.x.shape == (4, 6, 64) and v.lengths.tolist() == [3, 4, 5, 6]
-    first = np.asarray(dm.splits["train"][1]["clip"]).reshape(-1, 8, 8)
+    first = np.asarray(dm.rows("train", [1])["clip"][0]).reshape(-1, 8, 8)
     assert first[0, :, :3].mean() > first[0, :, 5:].mean()  # label 1: the bar starts on the left
     with pytest.raises(ConfigError, match="a video column needs size"):
         HFDataModule(str(root), columns={"clip": {"column": "clip", "kind": "video"}})

@@ -19,6 +19,7 @@ import pyarrow as pa
 from torch.utils.data import Dataset
 
 from fuselab.data.specs import ModalitySpec
+from fuselab.data.stores import ImageStore
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,15 @@ class ArrowSplit(Dataset):
     """A memory-mapped split whose ``__getitems__`` fetches a whole batch in one gather
     (see the module docstring), falling back to ``datasets`` for layouts it does not know."""
 
-    def __init__(self, table: datasets.Dataset, specs: dict[str, ModalitySpec] | None = None) -> None:
+    def __init__(
+        self,
+        table: datasets.Dataset,
+        specs: dict[str, ModalitySpec] | None = None,
+        stores: dict[str, ImageStore] | None = None,
+    ) -> None:
         self.table = table
         self.specs = specs or {}
+        self.stores = {m: s for m, s in (stores or {}).items() if m in table.column_names}
         self.fast = bool(specs) and fast_path_available(table)
         self._chunks: Chunks | None = None  # per process, never pickled
 
@@ -120,15 +127,21 @@ class ArrowSplit(Dataset):
         return len(self.table)
 
     def __getitems__(self, indices: list[int]) -> dict[str, Any]:
+        columns = self._gather(list(indices))
+        for m, store in self.stores.items():  # picture numbers -> float pictures
+            columns[m] = store.column(columns[m])
+        return columns
+
+    def _gather(self, indices: list[int]) -> dict[str, Any]:
         if self.fast:
             try:
                 if self._chunks is None:
                     self._chunks = record_batches(self.table)
-                return arrow_columns(self.table, list(indices), self.specs, self._chunks)
+                return arrow_columns(self.table, indices, self.specs, self._chunks)
             except (TypeError, ValueError, AttributeError, KeyError) as exc:
                 _fall_back(f"{type(exc).__name__}: {exc}")
                 self.fast = False
-        return self.table[list(indices)]
+        return dict(self.table[indices])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.__getitems__([index])

@@ -26,6 +26,7 @@ import datasets
 
 from fuselab.data.checks import check_splits
 from fuselab.data.specs import DataDescription, ModalitySpec, TargetSpec
+from fuselab.data.stores import STORE_DIR, StoreInfo, files
 from fuselab.errors import ConfigError
 from fuselab.locks import FileLock
 
@@ -51,6 +52,9 @@ class PreparedData:
     target: TargetSpec
     aligned: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
+    # the picture stores of image/video columns (fuselab.data.stores), written under ``store_folder``
+    stores: dict[str, StoreInfo] = field(default_factory=dict)
+    store_folder: Path | None = None
 
 
 @contextlib.contextmanager
@@ -131,7 +135,19 @@ class CacheEntry:
         check_splits(dsd, description, target_column, self.name)
         tmp = self.path.parent / f".tmp-{self.path.name}-{uuid.uuid4().hex[:8]}"
         dsd.save_to_disk(str(tmp))
-        marker = {"name": self.name, **self.fingerprint, "description": description.to_dict(), "notes": prepared.notes}
+        if prepared.stores:
+            assert prepared.store_folder is not None, "stores are written under store_folder"
+            (tmp / STORE_DIR).mkdir()
+            for m in prepared.stores:
+                for name in files(m):
+                    os.replace(prepared.store_folder / STORE_DIR / name, tmp / STORE_DIR / name)
+        marker = {
+            "name": self.name,
+            **self.fingerprint,
+            "description": description.to_dict(),
+            "notes": prepared.notes,
+            "stores": {m: info.to_dict() for m, info in prepared.stores.items()},
+        }
         (tmp / DONE_MARKER).write_text(json.dumps(marker, default=str, indent=1))
         try:
             os.rename(tmp, self.path)

@@ -35,6 +35,7 @@ from fuselab.data.normalization import stored_statistics
 from fuselab.data.samplers import EpochBalancedSampler, EpochShuffle, ResumableLoader
 from fuselab.data.selection import select_modalities
 from fuselab.data.specs import DataDescription, ModalitySpec
+from fuselab.data.stores import ImageStore, open_stores
 from fuselab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
         self.normalize = bool(normalize)
         self.balanced_sampler = bool(balanced_sampler)
         self.splits: dict[str, datasets.Dataset] = {}
+        self.stores: dict[str, ImageStore] = {}  # the picture stores of the selected image/video modalities
         self._stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
         self._description: DataDescription | None = None
 
@@ -135,6 +137,7 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
             return
         self.describe()
         dsd = datasets.load_from_disk(str(self.prepared_dir()))
+        self.stores = open_stores(self.prepared_dir(), self.prepared_marker(), self.selected)
         if self.normalize:  # statistics need every float modality of the train split
             self.splits["train"] = dsd["train"].with_format("numpy")
             self.normalization_stats()
@@ -161,12 +164,13 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
             return {}
         if self._stats is None:
             every = DataDescription.from_dict(self.prepared_marker()["description"]).modalities
-            self._stats = stored_statistics(self.prepared_dir(), self.splits["train"], every)
+            stores = open_stores(self.prepared_dir(), self.prepared_marker(), every)
+            self._stats = stored_statistics(self.prepared_dir(), self.splits["train"], every, stores)
         return {m: v for m, v in self._stats.items() if m in self.selected}
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
-        data = ArrowSplit(self.splits[split], self.row_specs())
+        data = ArrowSplit(self.splits[split], self.row_specs(), self.stores)
         settings = dict(
             collate_fn=self.collate(),
             num_workers=self.num_workers,
@@ -217,6 +221,12 @@ class PairedDataModule(pl.LightningDataModule, abc.ABC):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+    def rows(self, split: str, indices: Sequence[int]) -> dict[str, Any]:
+        """The rows ``indices`` of a split as the loader reads them, before collation (stored
+        pictures made float): ``{column: values}``."""
+        self.setup()
+        return ArrowSplit(self.splits[split], self.row_specs(), self.stores).__getitems__(list(indices))
 
     def split_labels(self, split: str) -> np.ndarray:
         """The target column of a split, as stored."""

@@ -16,6 +16,7 @@ from train (``val_fraction``, seeded). Nothing is downloaded when HF_DATASETS_OF
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from fuselab.data.readers import frozen_features
 from fuselab.data.readers.columns import ColumnReader, column_reader
 from fuselab.data.sources import content_stamp
 from fuselab.data.specs import TARGET_KINDS, TargetSpec
+from fuselab.data.stores import ImageStore, StoreInfo
 from fuselab.errors import ConfigError
 
 VAL_NAMES = ("validation", "val", "valid", "dev")
@@ -129,7 +131,7 @@ class HFDataModule(PairedDataModule):
         p = Path(self.source).expanduser()
         stamp = content_stamp(p, self.cache_dir) if p.exists() else [self.source, self.config_name]
         return {
-            "version": 3,  # 3: class names of string and ClassLabel targets
+            "version": 4,  # 3: class names of string and ClassLabel targets; 4: pictures stored once
             "source": stamp,
             "num_outputs": self.num_outputs,
             "columns": self.columns,
@@ -205,6 +207,7 @@ class HFDataModule(PairedDataModule):
             remove_columns=ds.column_names,
             cache_file_name=str(scratch / f"{split}-read.arrow"),
             load_from_cache_file=False,
+            new_fingerprint=uuid.uuid4().hex,  # the readers write picture stores: never hashed, never reused
             desc=f"fuselab: {split}",
         )
         if skipped:
@@ -218,19 +221,55 @@ class HFDataModule(PairedDataModule):
     def build(self, scratch: Path) -> PreparedData:
         splits = self._splits(_load(self.source, self.config_name, scratch))
         for reader in self.readers.values():
-            reader.fit(splits["train"])
+            reader.fit(splits["train"], scratch)
         labels = Labels(splits["train"], self.source_target_column, self.target_kind, self.num_outputs)
         out, skipped = {}, {}
         for split, ds in splits.items():
             out[split], skipped[split] = self._read_split(split, ds, labels, scratch)
         specs = {m: r.spec() for m, r in self.readers.items()}
+        stores = {m: info for m, r in self.readers.items() if (info := r.finish()) is not None}
+        for info in stores.values():
+            log_store(info, scratch)
         for m, c in self.columns.items():
             if c.get("encode_with"):
-                out, specs[m] = frozen_features.encode_column(out, m, c["kind"], c["encode_with"], specs[m])
+                store = ImageStore(scratch, stores.pop(m)) if m in stores else None
+                out, specs[m] = frozen_features.encode_column(out, m, c["kind"], c["encode_with"], specs[m], store)
         notes = {"skipped_rows": skipped} if any(skipped.values()) else {}
         return PreparedData(
             datasets.DatasetDict(out),
             specs,
             TargetSpec(self.target_kind, labels.num_outputs, class_names=labels.names),
             notes=notes,
+            stores=stores,
+            store_folder=scratch,
         )
+
+
+def log_store(info: StoreInfo, folder: Path) -> None:
+    """What storing the pictures once saved: rows, distinct pictures, bytes per row."""
+    stored = info.stored_bytes(folder)
+    rows = max(info.references, 1)
+    floats = 4 * int(np.prod(info.shape))
+    log.info(
+        "data.columns.%s: %d %s point at %d distinct pictures, stored as %s: %s (%.0f bytes a %s; "
+        "a float32 copy per %s would be %d bytes); the source pictures hold %s",
+        info.modality,
+        info.references,
+        "frames" if info.frames else "rows",
+        info.count,
+        info.format,
+        _size(stored),
+        stored / rows,
+        "frame" if info.frames else "row",
+        "frame" if info.frames else "row",
+        floats,
+        _size(info.source_bytes),
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"

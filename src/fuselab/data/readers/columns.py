@@ -14,10 +14,13 @@ tokens     a list of token ids                            vocab_size (required)
 text       a string                                       tokenizer, min_count, max_vocab, lowercase
 audio      a wav path, {array, sampling_rate}, or bytes   features, sample_rate, n_fft, hop, n_mels,
                                                           n_mfcc
-image      a path, bytes, a PIL image or a (C,H,W) array  size, channels, mean, std
-video      a frame folder, a .npy file or an array        size (required), channels, mean, std
+image      a path, bytes, a PIL image or a (C,H,W) array  size, channels, mean, std, crop, store
+video      a frame folder, a .npy file or an array        size (required), channels, mean, std, crop,
+                                                          store
 ========== ============================================== =========================================
 
+Pictures (image and video frames, not float arrays) are kept once each, as uint8 or PNG
+(``store: auto | uint8 | png``, :mod:`fuselab.data.stores`), and made float per batch.
 ``text`` and ``image`` also take ``encode_with`` (a frozen pretrained encoder,
 :mod:`fuselab.data.readers.frozen_features`). A cell a reader cannot read raises
 :class:`~fuselab.errors.ConfigError` with the reason; for text and the file kinds (``skippable``)
@@ -37,8 +40,9 @@ import numpy as np
 from fuselab.data.readers import audio_features as audiolib
 from fuselab.data.readers import frozen_features
 from fuselab.data.readers import text as textlib
-from fuselab.data.readers.images import IMAGE_SETTINGS, image_of, image_shape, video_of
+from fuselab.data.readers.images import IMAGE_SETTINGS, PictureReader, check_settings, image_shape
 from fuselab.data.specs import ModalitySpec
+from fuselab.data.stores import StoreInfo, StoreWriter
 from fuselab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -63,10 +67,10 @@ class ColumnReader(abc.ABC):
         if self.settings.get("encode_with"):
             self.settings["encode_with"] = frozen_features.check(name, self.kind, self.settings["encode_with"])
 
-    def fit(self, train: datasets.Dataset) -> None:
-        """Learn from the train split what reading needs (called once, before any cell is read);
-        most kinds need nothing from it."""
-        del train
+    def fit(self, train: datasets.Dataset, scratch: Path) -> None:
+        """Learn from the train split what reading needs (called once, before any cell is read;
+        ``scratch``: the preparation's folder, where pictures are stored); most kinds need nothing."""
+        del train, scratch
 
     @abc.abstractmethod
     def read(self, value: Any) -> np.ndarray:
@@ -75,13 +79,17 @@ class ColumnReader(abc.ABC):
     def spec(self) -> ModalitySpec:
         return ModalitySpec(self.name, self.kind, self.shape)
 
+    def finish(self) -> StoreInfo | None:
+        """After every split is read: the store of the column's pictures, when it keeps one."""
+        return None
+
 
 class ArrayColumn(ColumnReader):
     """Numbers as the source holds them; every row's shape must match the first train row's."""
 
     dtype: ClassVar[type] = np.float32
 
-    def fit(self, train: datasets.Dataset) -> None:
+    def fit(self, train: datasets.Dataset, scratch: Path) -> None:
         first = np.asarray(train[0][self.column], dtype=self.dtype)
         self.shape = {"tokens": (None,), "sequence": (None, first.shape[-1])}.get(self.kind, first.shape)
 
@@ -141,7 +149,7 @@ class TextColumn(ColumnReader):
             self.settings.setdefault("tokenizer", self.settings["encode_with"]["pretrained"])
         self.shape = (None,)
 
-    def fit(self, train: datasets.Dataset) -> None:
+    def fit(self, train: datasets.Dataset, scratch: Path) -> None:
         s = self.settings
         if s.get("tokenizer"):
             self.tokenizer = textlib.load_tokenizer(s["tokenizer"])
@@ -184,32 +192,75 @@ class AudioColumn(ColumnReader):
         return ModalitySpec(self.name, "sequence", self.shape)
 
 
-class ImageColumn(ColumnReader):
-    """Images from files, bytes or PIL images (resized to ``size``), or (C, H, W) arrays as given."""
+class PictureColumn(ColumnReader):
+    """Pictures kept once in a store (:mod:`fuselab.data.stores`): a row holds numbers into it."""
+
+    takes = IMAGE_SETTINGS
+    skippable = True
+
+    def __init__(self, name: str, settings: dict[str, Any], base: Path) -> None:
+        super().__init__(name, settings, base)
+        check_settings(name, self.settings)
+        self.pictures = PictureReader(base, self.settings)
+        self.store: StoreWriter | None = None
+
+    def open_store(self, scratch: Path, frame: tuple[int, ...], frames: bool) -> None:
+        s = self.settings
+        self.store = StoreWriter(
+            scratch, self.name, frame, s.get("store", "auto"), s.get("mean"), s.get("std"), frames=frames
+        )
+
+    def number(self, pending: tuple[str, Any], frame: tuple[int, ...]) -> int:
+        """The stored number of a picture, refused when its shape is not ``frame``."""
+        key, make = pending
+
+        def checked() -> tuple[np.ndarray, int]:
+            arr, size = make()
+            if tuple(arr.shape) != tuple(frame):
+                raise ConfigError(f"it has shape {tuple(arr.shape)}, the first had {tuple(frame)}")
+            return arr, size
+
+        assert self.store is not None, "fit() opens the store"
+        return self.store.add(key, checked)
+
+    def finish(self) -> StoreInfo | None:
+        return self.store.finish() if self.store is not None else None
+
+
+class ImageColumn(PictureColumn):
+    """Images from files, bytes or PIL images (resized to ``size``), stored once each; or (C, H, W)
+    float arrays, kept per row as given."""
 
     kind = "image"
     takes = (*IMAGE_SETTINGS, "encode_with")
-    skippable = True
 
-    def fit(self, train: datasets.Dataset) -> None:
-        self.shape = image_shape(self.settings) or self.read(train[0][self.column]).shape
+    def fit(self, train: datasets.Dataset, scratch: Path) -> None:
+        first = train[0][self.column]
+        if isinstance(first, (list, np.ndarray)):  # arrays as given, per row
+            self.shape = np.asarray(first, dtype=np.float32).shape
+            return
+        self.shape = image_shape(self.settings) or tuple(self.pictures.pending(first)[1]()[0].shape)
+        self.open_store(scratch, self.shape, frames=False)
 
     def read(self, value: Any) -> np.ndarray:
-        if isinstance(value, (list, np.ndarray)):
+        array = isinstance(value, (list, np.ndarray))
+        if self.store is None:
+            if not array:
+                raise ConfigError("it is not a (C, H, W) array, as the column's first train row is")
             arr = np.asarray(value, dtype=np.float32)
-        else:
-            arr = image_of(value, self.base, self.settings)
-        if self.shape and arr.shape != self.shape:
-            raise ConfigError(f"it has shape {arr.shape}, the first had {self.shape}")
-        return arr
+            if arr.shape != self.shape:
+                raise ConfigError(f"it has shape {arr.shape}, the first had {self.shape}")
+            return arr
+        if array:
+            raise ConfigError("it holds an array; the column's first train row is a picture (a path, bytes or image)")
+        return np.int64(self.number(self.pictures.pending(value), self.shape))
 
 
-class VideoColumn(ColumnReader):
-    """Clips as (T, C*H*W) frames, every frame resized to ``size``."""
+class VideoColumn(PictureColumn):
+    """Clips as frames resized to ``size``; each distinct frame stored once, a row its frames'
+    numbers (batched as (T, C*H*W))."""
 
     kind = "video"
-    takes = IMAGE_SETTINGS
-    skippable = True
 
     def __init__(self, name: str, settings: dict[str, Any], base: Path) -> None:
         if settings.get("encode_with"):
@@ -218,10 +269,14 @@ class VideoColumn(ColumnReader):
         frame = image_shape(self.settings)
         if frame is None:
             raise ConfigError(f"data.columns.{name}: a video column needs size (every frame is resized to it)")
+        self.frame = frame
         self.shape = (None, *frame)
 
+    def fit(self, train: datasets.Dataset, scratch: Path) -> None:
+        self.open_store(scratch, self.frame, frames=True)
+
     def read(self, value: Any) -> np.ndarray:
-        return video_of(value, self.base, self.settings)
+        return np.asarray([self.number(p, self.frame) for p in self.pictures.clip(value)], dtype=np.int64)
 
 
 READERS: dict[str, type[ColumnReader]] = {

@@ -7,8 +7,8 @@ fusions reads features instead of running the frozen model every epoch.
 - text columns: ``{pretrained: minilm | <folder>, output: sequence | pooled}`` (the column is
   tokenized with that model's tokenizer): per-token outputs (a ``sequence`` modality) or their
   masked mean (a ``vector``);
-- image columns: ``{backbone: <folder>, output: pooled | grid}``: the pooled output (a
-  ``vector``) or the spatial grid's items, row by row (a ``sequence``).
+- image columns: ``{backbone: <folder>, output: pooled | grid}``: the
+  pooled output (a ``vector``) or the spatial grid's items, row by row (a ``sequence``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from fuselab.data.specs import ModalitySpec
+from fuselab.data.stores import ImageStore
 from fuselab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,23 @@ def _features(encoder: torch.nn.Module, kind: str, output: str, values: list[Any
 
 
 def encode_column(
-    splits: dict[str, datasets.Dataset], m: str, kind: str, setting: dict[str, Any], spec: ModalitySpec
+    splits: dict[str, datasets.Dataset],
+    m: str,
+    kind: str,
+    setting: dict[str, Any],
+    spec: ModalitySpec,
+    store: ImageStore | None = None,
 ) -> tuple[dict[str, datasets.Dataset], ModalitySpec]:
-    """Replace column ``m`` of every split by the frozen encoder's features; returns the splits
-    and the new spec (``sequence`` or ``vector``)."""
+    """Replace column ``m`` of every split by the frozen encoder's features (its rows' pictures
+    read from ``store`` when they are kept in one); returns the splits and the new spec
+    (``sequence`` or ``vector``)."""
     encoder = encoder_for(m, kind, setting, spec)
     output = setting["output"]
-    probe = _features(encoder, kind, output, [splits["train"][0][m]])[0]
+
+    def values(cells: list[Any]) -> list[Any]:
+        return list(store.column(np.asarray(cells))) if store is not None else cells
+
+    probe = _features(encoder, kind, output, values([splits["train"][0][m]]))[0]
     as_sequence = probe.ndim == 2
     new_spec = (
         ModalitySpec(m, "sequence", (None, int(probe.shape[-1])))
@@ -102,7 +113,7 @@ def encode_column(
         features[m] = feature
 
         def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-            return {**batch, m: _features(encoder, kind, output, batch[m])}
+            return {**batch, m: _features(encoder, kind, output, values(batch[m]))}
 
         out[split] = ds.map(encode, batched=True, batch_size=BATCH, features=features, desc=f"fuselab: {m} features")
     log.info("data.columns.%s: %s features of the frozen encoder cached (%s)", m, output, new_spec.shape)
