@@ -11,7 +11,8 @@ A text encoder (``model.encoders.modalities.<m>.pretrained``) has two uses:
 - ``pretrained_output: pooled``: their masked mean is the modality's vector.
 
 Its tokens must come from the model's own tokenizer: give the text column ``tokenizer: minilm``
-(or the model's folder). An image modality takes ``backbone: <model folder>``.
+(or the model's folder). An image modality takes ``backbone: <model folder>`` or a packaged
+ImageNet CNN, ``backbone: efficientnet_lite0`` (:mod:`fuselab.data.readers.packaged_cnn`).
 
 ``train_layers`` (both): 0 (frozen: no gradient, dropout and batch norms in eval mode), -1
 (fine-tune everything) or k (only the top k blocks)."""
@@ -26,8 +27,8 @@ from fuselab.data.readers.pretrained_files import (
     freeze_below,
     image_features,
     load_transformer,
+    load_vision,
     text_states,
-    vision_tower,
 )
 from fuselab.errors import ConfigError
 from fuselab.models.items import MemoryItems
@@ -70,20 +71,21 @@ class ImageBackbone(nn.Module):
     ViT/CLIP's patch tokens (the class token dropped) laid out as a square grid.
 
     Images must arrive as the backbone expects them (channels, and e.g. ImageNet's mean/std:
-    ``data.columns.<m>.mean/std``). ``name``: a local model folder (config.json + weights)."""
+    ``data.columns.<m>.mean/std``). ``name``: a local model folder (config.json + weights) or a
+    packaged CNN (``efficientnet_lite0``)."""
 
     def __init__(self, spec, name: str, train_layers: int = 0) -> None:
         super().__init__()
         try:
-            self.model = vision_tower(load_transformer(name))
+            self.model = load_vision(name)
         except ConfigError as exc:  # name the setting to change
             raise ConfigError(f"model.encoders.modalities.{spec.name}.backbone: {exc}") from exc
         check_channels(self.model, name, spec.name, int(spec.shape[0]))
         self.train_layers = int(train_layers)
         freeze_below(self.model, self.train_layers)
         with torch.no_grad():
-            probe = self._grid(torch.zeros(1, *[int(d) for d in spec.shape]))[0]
-        self.out_dim = self.memory_dim = int(probe.shape[1])
+            items = self._grid(torch.zeros(1, *[int(d) for d in spec.shape]))[0]  # (1, N, D)
+        self.out_dim = self.memory_dim = int(items.shape[-1])
 
     def train(self, mode: bool = True) -> ImageBackbone:
         super().train(mode)

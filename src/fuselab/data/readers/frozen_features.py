@@ -7,7 +7,7 @@ fusions reads features instead of running the frozen model every epoch.
 - text columns: ``{pretrained: minilm | <folder>, output: sequence | pooled}`` (the column is
   tokenized with that model's tokenizer): per-token outputs (a ``sequence`` modality) or their
   masked mean (a ``vector``);
-- image columns: ``{backbone: <folder>, output: pooled | grid}``: the
+- image columns: ``{backbone: <folder> | efficientnet_lite0, output: pooled | grid}``: the
   pooled output (a ``vector``) or the spatial grid's items, row by row (a ``sequence``).
 """
 
@@ -47,12 +47,12 @@ def check(m: str, kind: str, setting: Any) -> dict[str, Any]:
 
 def encoder_for(m: str, kind: str, setting: dict[str, Any], spec: ModalitySpec) -> torch.nn.Module:
     """The frozen model (eval mode) that encodes column ``m``."""
-    from fuselab.data.readers.pretrained_files import check_channels, load_transformer, vision_tower
+    from fuselab.data.readers.pretrained_files import check_channels, load_transformer, load_vision
 
     try:
         if kind == "text":
             return load_transformer(setting["pretrained"]).eval()
-        model = vision_tower(load_transformer(setting["backbone"])).eval()
+        model = load_vision(setting["backbone"]).eval()
         check_channels(model, setting["backbone"], m, int(spec.shape[0]))
     except ConfigError as exc:  # name the setting to change
         raise ConfigError(f"data.columns.{m}.encode_with: {exc}") from exc

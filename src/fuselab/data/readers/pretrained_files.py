@@ -75,10 +75,10 @@ def load_transformer(name: str) -> nn.Module:
 
 
 def layers(model: nn.Module) -> list[nn.Module]:
-    """The blocks of a transformers model, bottom to top: its first module list named ``layer``,
-    ``layers`` or (a ResNet's) ``stages``."""
+    """The blocks of a model, bottom to top: its first module list named ``layer``, ``layers``,
+    (a ResNet's) ``stages`` or (an EfficientNet's) ``_blocks``."""
     for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layer", "layers", "stages"):
+        if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layer", "layers", "stages", "_blocks"):
             return list(module)
     raise ConfigError(f"{type(model).__name__}: no layer(s)/stages list to choose train_layers from")
 
@@ -98,6 +98,19 @@ def freeze_below(model: nn.Module, train_layers: int) -> None:
 def vision_tower(model: nn.Module) -> nn.Module:
     """The image part of a model: CLIP's vision tower, or the model itself."""
     return getattr(model, "vision_model", model)
+
+
+def load_vision(name: str) -> nn.Module:
+    """An image backbone: a packaged CNN (``efficientnet_lite0``, :mod:`.packaged_cnn`) or the
+    vision part of a local ``transformers`` model folder."""
+    from fuselab.data.readers.packaged_cnn import PACKAGED, is_packaged, load_packaged
+
+    if is_packaged(name):
+        return load_packaged(name)
+    try:
+        return vision_tower(load_transformer(name))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (or a packaged ImageNet CNN: {', '.join(sorted(PACKAGED))})") from exc
 
 
 def text_states(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
