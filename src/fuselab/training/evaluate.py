@@ -135,8 +135,9 @@ def check_weights_fit(task: Any, state_dict: dict[str, Any], path: str | Path) -
 
 
 def write_predictions(batches: list[dict[str, Any]], target: Any, out_dir: Path, fmt: str) -> Path:
-    """One row per test sample: ``id`` (its row in the test split), ``target``, ``prediction``,
-    the probabilities (``prob_<class>``; multilabel: per label) and, for late and hybrid fusion,
+    """One row per test sample: ``id`` (its row in the test split), ``target``, ``prediction``
+    (and, when the dataset names its classes, ``target_name`` and ``prediction_name``), the
+    probabilities (``prob_<class>``; multilabel: per label) and, for late and hybrid fusion,
     each modality's own prediction (``prediction_<modality>``)."""
     import numpy as np
     import pandas as pd
@@ -164,6 +165,9 @@ def write_predictions(batches: list[dict[str, Any]], target: Any, out_dir: Path,
         "prediction", predictions(target, logits) > 0.5 if target.kind == "multilabel" else predictions(target, logits)
     )
     if target.kind == "multiclass":
+        if target.class_names:  # the dataset's own names beside the ids
+            frame["target_name"] = np.asarray(names, dtype=object)[frame["target"].to_numpy()]
+            frame["prediction_name"] = np.asarray(names, dtype=object)[frame["prediction"].to_numpy()]
         columns("prob", torch.softmax(logits, -1))
     elif target.kind == "multilabel":
         columns("prob", torch.sigmoid(logits))

@@ -8,7 +8,8 @@ Each column is read by the reader of its ``kind`` (:mod:`fuselab.data.readers.co
 kinds, what a cell may hold, the settings each takes); the target by
 :class:`~fuselab.data.labels.Labels` (class ids, ``ClassLabel`` or strings). A cell that cannot be
 read (a text that is empty or has no token, a file that is missing or broken) is refused with its
-split, row and column, or dropped and counted with ``data.bad_rows=skip``. Splits named
+split, row and column, or dropped and counted with ``data.bad_rows=skip``; a validation or test
+class that train never shows likewise, or dropped and counted with ``data.unseen_labels=drop``. Splits named
 ``train``, ``validation``/``val`` and ``test`` are used; a missing validation split is carved
 from train (``val_fraction``, seeded). Nothing is downloaded when HF_DATASETS_OFFLINE=1.
 """
@@ -25,7 +26,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from fuselab.data.datamodule import PairedDataModule, PreparedData
-from fuselab.data.labels import Labels
+from fuselab.data.labels import UNSEEN, Labels, UnseenLabel
 from fuselab.data.readers import frozen_features
 from fuselab.data.readers.columns import ColumnReader, column_reader
 from fuselab.data.sources import content_stamp
@@ -96,6 +97,7 @@ class HFDataModule(PairedDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         bad_rows: str = "refuse",
+        unseen_labels: str = "refuse",
         **loader_kwargs: Any,
     ) -> None:
         if not source:
@@ -122,6 +124,9 @@ class HFDataModule(PairedDataModule):
         if bad_rows not in ("refuse", "skip"):
             raise ConfigError(f"data.bad_rows={bad_rows!r} is not refuse or skip")
         self.bad_rows = bad_rows
+        if unseen_labels not in UNSEEN:
+            raise ConfigError(f"data.unseen_labels={unseen_labels!r} is not one of {list(UNSEEN)}")
+        self.unseen_labels = unseen_labels
         super().__init__(**loader_kwargs)
 
     def modality_names(self) -> list[str]:
@@ -131,7 +136,7 @@ class HFDataModule(PairedDataModule):
         p = Path(self.source).expanduser()
         stamp = content_stamp(p, self.cache_dir) if p.exists() else [self.source, self.config_name]
         return {
-            "version": 4,  # 3: class names of string and ClassLabel targets; 4: pictures stored once
+            "version": 5,  # 3: class names of string and ClassLabel targets; 4: pictures stored once; 5: lists of names
             "source": stamp,
             "num_outputs": self.num_outputs,
             "columns": self.columns,
@@ -140,6 +145,7 @@ class HFDataModule(PairedDataModule):
             "val_fraction": self.val_fraction,
             "split_seed": self.split_seed,
             "bad_rows": self.bad_rows,
+            "unseen_labels": self.unseen_labels,
             "tokenizers": {
                 m: content_stamp(c["tokenizer"], self.cache_dir) for m, c in self.columns.items() if c.get("tokenizer")
             },
@@ -170,11 +176,15 @@ class HFDataModule(PairedDataModule):
             raise ConfigError(f"data.source={self.source}: no column(s) {missing}; columns: {train.column_names}")
         return {"train": train, "val": val_ds, "test": raw["test"]}
 
-    def _read_split(self, split: str, ds: datasets.Dataset, labels: Labels, scratch: Path) -> tuple[Any, int]:
+    def _read_split(
+        self, split: str, ds: datasets.Dataset, labels: Labels, scratch: Path
+    ) -> tuple[Any, dict[str, int]]:
         """Every row of ``ds`` read by the column readers, with its label. A row a skippable reader
         cannot read is refused, naming split, row, column and reason, or (``data.bad_rows=skip``)
-        left out and counted; the count is returned with the split."""
+        left out and counted; so is a row whose class train never shows (``data.unseen_labels``).
+        The counts are returned with the split."""
         skipped: list[str] = []
+        unseen: list[str] = []
 
         def read_rows(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
             out: dict[str, list[Any]] = {m: [] for m in self.readers} | {"label": []}
@@ -194,7 +204,14 @@ class HFDataModule(PairedDataModule):
                         ) from exc
                 else:
                     where = f"data.target_column={self.source_target_column}: {_where(row, i, split)}"
-                    out["label"].append(labels(row[self.source_target_column], where))
+                    try:
+                        label = labels(row[self.source_target_column], where, split)
+                    except UnseenLabel as exc:
+                        if self.unseen_labels == "drop":
+                            unseen.append(str(exc))
+                            continue
+                        raise
+                    out["label"].append(label)
                     for m, v in values.items():
                         out[m].append(v)
             return out
@@ -214,18 +231,28 @@ class HFDataModule(PairedDataModule):
             log.warning(
                 "data: %d rows of the %s split dropped (data.bad_rows=skip), first: %s", len(skipped), split, skipped[0]
             )
+        if unseen:
+            log.warning(
+                "data: %d rows of the %s split dropped: their class never occurs in train (data.unseen_labels=drop); "
+                "first: %s",
+                len(unseen),
+                split,
+                unseen[0].split(". Move such rows")[0],
+            )
         if len(read) == 0:
             raise ConfigError(f"data.source={self.source}: the {split} split has no usable row")
-        return read, len(skipped)
+        return read, {"bad_rows": len(skipped), "unseen_labels": len(unseen)}
 
     def build(self, scratch: Path) -> PreparedData:
         splits = self._splits(_load(self.source, self.config_name, scratch))
         for reader in self.readers.values():
             reader.fit(splits["train"], scratch)
-        labels = Labels(splits["train"], self.source_target_column, self.target_kind, self.num_outputs)
-        out, skipped = {}, {}
+        labels = Labels(
+            splits["train"], self.source_target_column, self.target_kind, self.num_outputs, self.unseen_labels
+        )
+        out, dropped = {}, {}
         for split, ds in splits.items():
-            out[split], skipped[split] = self._read_split(split, ds, labels, scratch)
+            out[split], dropped[split] = self._read_split(split, ds, labels, scratch)
         specs = {m: r.spec() for m, r in self.readers.items()}
         stores = {m: info for m, r in self.readers.items() if (info := r.finish()) is not None}
         for info in stores.values():
@@ -234,7 +261,11 @@ class HFDataModule(PairedDataModule):
             if c.get("encode_with"):
                 store = ImageStore(scratch, stores.pop(m)) if m in stores else None
                 out, specs[m] = frozen_features.encode_column(out, m, c["kind"], c["encode_with"], specs[m], store)
-        notes = {"skipped_rows": skipped} if any(skipped.values()) else {}
+        notes = {}
+        for key, why in (("skipped_rows", "bad_rows"), ("unseen_label_rows", "unseen_labels")):
+            counts = {split: n[why] for split, n in dropped.items()}
+            if any(counts.values()):
+                notes[key] = counts
         return PreparedData(
             datasets.DatasetDict(out),
             specs,
