@@ -141,3 +141,26 @@ def test_video_frames_shared_between_clips_are_stored_once(tmp_path: Path):
         np.testing.assert_array_equal(clip, video_of(root / f"clip{c}", root, {"size": 8, "channels": 1}))
     batch = next(iter(dm.test_dataloader()))
     assert batch["inputs"]["clip"].x.shape == (6, 3, 64)
+
+
+def test_the_worked_example_folder_prepares_with_its_names_and_pictures_stored_once(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    root = tmp_path / "shapes"
+    script = REPO / "experiments" / "own_data" / "make_shapes.py"
+    subprocess.run([sys.executable, str(script), "--out", str(root)], check=True, capture_output=True)
+    columns = {
+        "image": {"column": "image", "kind": "image", "size": 32},
+        "question": {"column": "question", "kind": "text"},
+    }
+    dm = HFDataModule(str(root), columns=columns, target_column="answer", cache_dir=str(tmp_path / "c"))
+    target = dm.describe().target
+    assert target.class_names == ("blue", "circle", "green", "red", "square")
+    dm.setup()
+    info = dm.stores["image"].info
+    assert info.count == 300 and info.references == 1500  # five questions per picture
+    source = folder_size(root / "images")
+    assert info.stored_bytes(dm.prepared_dir()) <= 3 * source

@@ -228,6 +228,15 @@ def test_frozen_encoders_cache_their_features_at_preparation(tmp_path: Path):
     dm.setup()
     row = dm.splits["test"][0]
     assert np.asarray(row["image"]).shape == (16, 16)  # a 4x4 grid of 16 channels, row by row
+    # each distinct picture is encoded once; a row's features are its own picture's
+    from fuselab.data.readers.images import image_of
+    from fuselab.data.readers.pretrained_files import image_features, load_vision
+
+    photo = datasets.Dataset.from_parquet(str(root / "test.parquet"))[0]["photo"]
+    x = torch.as_tensor(image_of(photo, root, {"size": 32, "channels": 3}))[None]
+    with torch.no_grad():
+        items, _, _ = image_features(load_vision(str(folder)).eval(), x)
+    np.testing.assert_allclose(np.asarray(row["image"]), items[0].numpy(), atol=1e-5)
     tok = load_tokenizer("minilm")
     ids = torch.tensor([tok.encode(datasets.Dataset.from_parquet(str(root / "test.parquet"))[0]["caption"]).ids])
     expected = PooledTextEncoder(PretrainedSteps("t", "minilm"))(

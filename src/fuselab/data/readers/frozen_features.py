@@ -86,16 +86,25 @@ def encode_column(
     spec: ModalitySpec,
     store: ImageStore | None = None,
 ) -> tuple[dict[str, datasets.Dataset], ModalitySpec]:
-    """Replace column ``m`` of every split by the frozen encoder's features (its rows' pictures
-    read from ``store`` when they are kept in one); returns the splits and the new spec
-    (``sequence`` or ``vector``)."""
+    """Replace column ``m`` of every split by the frozen encoder's features; returns the splits
+    and the new spec (``sequence`` or ``vector``). When the column's pictures are kept in
+    ``store``, each distinct picture is encoded once (into a memory-mapped file beside the store)
+    and its rows take their picture's features."""
     encoder = encoder_for(m, kind, setting, spec)
     output = setting["output"]
+    if store is not None:
+        table = _encode_store(encoder, output, store)
 
-    def values(cells: list[Any]) -> list[Any]:
-        return list(store.column(np.asarray(cells))) if store is not None else cells
+        def values_features(cells: list[Any]) -> list[np.ndarray]:
+            return list(np.asarray(table[np.asarray(cells, dtype=np.int64)]))
 
-    probe = _features(encoder, kind, output, values([splits["train"][0][m]]))[0]
+        probe = table[0]
+    else:
+
+        def values_features(cells: list[Any]) -> list[np.ndarray]:
+            return _features(encoder, kind, output, cells)
+
+        probe = values_features([splits["train"][0][m]])[0]
     as_sequence = probe.ndim == 2
     new_spec = (
         ModalitySpec(m, "sequence", (None, int(probe.shape[-1])))
@@ -113,8 +122,22 @@ def encode_column(
         features[m] = feature
 
         def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-            return {**batch, m: _features(encoder, kind, output, values(batch[m]))}
+            return {**batch, m: values_features(batch[m])}
 
         out[split] = ds.map(encode, batched=True, batch_size=BATCH, features=features, desc=f"fuselab: {m} features")
     log.info("data.columns.%s: %s features of the frozen encoder cached (%s)", m, output, new_spec.shape)
     return out, new_spec
+
+
+def _encode_store(encoder: torch.nn.Module, output: str, store: ImageStore) -> np.ndarray:
+    """The features of every stored picture, in store order, in a memory-mapped .npy file."""
+    count = store.info.count
+    first = _features(encoder, "image", output, list(store.floats(np.arange(min(1, count)))))[0]
+    path = store.prepared / f"{store.info.modality}.features.npy"
+    table = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(count, *first.shape))
+    for lo in range(0, count, BATCH):
+        numbers = np.arange(lo, min(lo + BATCH, count))
+        table[lo : lo + len(numbers)] = np.stack(_features(encoder, "image", output, list(store.floats(numbers))))
+    table.flush()
+    log.info("%s: %d distinct pictures encoded once for their rows", store.info.modality, count)
+    return table
