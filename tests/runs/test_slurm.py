@@ -91,3 +91,54 @@ def test_ddp_ranks_started_by_srun_train_one_job_as_ddp_cpu_does(slurm, tmp_path
     (reference,) = _summaries(tmp_path / "local" / "outputs")
     assert run["status"] == reference["status"] == "completed"
     assert run["metrics"] == reference["metrics"]
+
+
+def _squeue(env: dict, job: str) -> str:
+    done = subprocess.run(
+        ["squeue", "-h", "-j", job, "-o", "%T %r"], env={**os.environ, **env}, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.slow
+def test_the_warning_signal_saves_requeues_and_the_requeued_job_ends_as_an_uninterrupted_run(slurm, tmp_path: Path):
+    """SLURM's warning before the time limit (submitit's USR2, sent here with scancel as SLURM
+    would at ``signal_delay_s``): the job saves mid-epoch, says interrupted, is requeued by
+    submitit, and the requeued job continues from the checkpoint by itself to the metrics of a run
+    never stopped."""
+    import sys
+    import time
+
+    job = ["seed=1", "data.train_size=256", "data.batch_size=8", *SMALL[1:3], "trainer.max_epochs=2", *SMALL[4:]]
+    (tmp_path / "slurm").mkdir()
+    args = ["-m", "fuselab.cli.train", "-m", "hydra/launcher=slurm", *job]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FUSELAB_OUTPUTS": str(tmp_path / "slurm" / "outputs"), **slurm}
+    sweep = subprocess.Popen(
+        [sys.executable, *args], cwd=tmp_path / "slurm", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    outputs, deadline, job_id, signalled = tmp_path / "slurm" / "outputs", time.time() + 240, None, False
+    while sweep.poll() is None and time.time() < deadline:
+        if not signalled and any(outputs.rglob("checkpoints/*.ckpt")):  # epoch 0 done: training goes on
+            job_id = _summaries(outputs)[0]["slurm_job_id"]
+            subprocess.run(["scancel", "--signal=USR2", job_id], env=env, check=True)
+            signalled = True
+        elif signalled and _squeue(slurm, job_id) == "PENDING BeginTime":  # SLURM holds a requeued job 2 min
+            subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], env=env, check=True)
+        time.sleep(0.1)
+    out = sweep.communicate(timeout=30)[0].decode()
+    assert signalled and sweep.returncode == 0, out[-3000:]
+    run_dir = next(p.parent for p in outputs.rglob("summary.json") if p.parent.name != "1")
+    final, first = (
+        json.loads((run_dir / "summary.json").read_text()),
+        json.loads((run_dir / "attempts" / "1" / "summary.json").read_text()),
+    )
+    assert first["status"] == "interrupted" and first["slurm_job_id"] == final["slurm_job_id"] == job_id
+    assert "SLURM's warning signal SIGUSR2" in first["error"] and "the requeued SLURM job continues" in first["error"]
+    assert Path(first["checkpoint"]).name == "last.ckpt"
+    assert final["status"] == "completed" and final["resumed_from"] == str(run_dir / "attempts/1/checkpoints/last.ckpt")
+    assert "a requeued SLURM job: continuing" in (run_dir / "train.log").read_text()
+    (tmp_path / "local").mkdir()
+    local = run_cli(["-m", "fuselab.cli.train", "-m", *job], cwd=tmp_path / "local")
+    assert local.returncode == 0, local.stderr[-3000:]
+    (reference,) = _summaries(tmp_path / "local" / "outputs")
+    assert final["metrics"] == reference["metrics"] and final["epochs"] == reference["epochs"] == 2

@@ -125,20 +125,25 @@ def _train_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     )
     if is_zero:
         summary.write()
+    stop = Stop()
     try:
         from fuselab.runs.distributed import isolated_job, split_threads
 
         with isolated_job():
             split_threads(parallel)
-            fit_and_test(cfg, ctx, summary, resume)
+            fit_and_test(cfg, ctx, summary, resume, stop)
     except BaseException as exc:
         sigterm = _is_sigterm(exc)
+        warned = stop.warning is not None and stop.warning.received is not None
         if is_zero and sigterm:
             saved = summary.data.get("checkpoint")
             last = Path(saved) if saved else out_dir / "checkpoints" / "last.ckpt"
-            summary.interrupted(last if last.is_file() else None, f"during {summary.stage}")
+            by = f"SLURM's warning signal {stop.warning.name} (the time limit is near)" if warned else "SIGTERM"
+            summary.interrupted(last if last.is_file() else None, f"during {summary.stage}", by, requeued=warned)
         elif is_zero:
             summary.failed(exc)
+        if sigterm and warned and is_zero:
+            stop.warning.requeue()  # type: ignore[union-attr]
         if sigterm:  # the exit status of a process ended by SIGTERM, which clusters and containers expect
             raise SystemExit(128 + signal.SIGTERM) from exc
         raise
@@ -147,11 +152,21 @@ def _train_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return summary.data
 
 
+class Stop:
+    """What stopped a run early, filled in by :func:`fit_and_test`: the callback that took SLURM's
+    warning signal (it requeues the job once the checkpoint and summary are written)."""
+
+    def __init__(self) -> None:
+        self.warning: Any = None
+
+
 def _is_sigterm(exc: BaseException) -> bool:
     return type(exc).__name__ == "SIGTERMException"  # Lightning's; not imported here (light module)
 
 
-def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resume: str | None) -> None:
+def fit_and_test(
+    cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resume: str | None, stop: Stop | None = None
+) -> None:
     """Steps 4 and 5 of the flow: build the run's objects, fit, validate and test the best checkpoint."""
     import pytorch_lightning as pl
     import torch
@@ -167,7 +182,7 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
         describe_data,
         resolve_class_weights,
     )
-    from fuselab.training.callbacks import RankReport, SaveOnSignal, StepCounter, ValidationHistory
+    from fuselab.training.callbacks import RankReport, SaveOnSignal, StepCounter, ValidationHistory, WarningSignal
     from fuselab.training.loggers import build_loggers, finish_loggers
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -200,7 +215,10 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
     counter = StepCounter()
     history = ValidationHistory(*task.monitor)
     saver = SaveOnSignal(Path(cfg.paths.output_dir) / "checkpoints")
-    callbacks += [RankReport(ctx["overrides"], summary.data["config_hash"]), counter, history, saver]
+    warning = WarningSignal()
+    if stop is not None:
+        stop.warning = warning
+    callbacks += [RankReport(ctx["overrides"], summary.data["config_hash"]), counter, history, saver, warning]
     trainer = build_trainer(cfg, callbacks, loggers, strategy=resolve_strategy(cfg.trainer.get("strategy", "auto")))
     if cfg.get("contributions") and trainer.world_size > 1:
         raise ConfigError(
@@ -208,9 +226,13 @@ def fit_and_test(cfg: DictConfig, ctx: dict[str, Any], summary: RunSummary, resu
             "without it, then run fuselab-eval ckpt_path=<best.ckpt> contributions=true trainer.devices=1"
         )
     if resume:  # a checkpoint of another model or another version fails here, in one line
+        from fuselab.training.callbacks import RunCheckpoint
         from fuselab.training.evaluate import check_weights_fit, load_checkpoint
 
         check_weights_fit(task, load_checkpoint(resume)["state_dict"], resume)
+        for cb in trainer.callbacks:
+            if isinstance(cb, RunCheckpoint):
+                cb.resumed_from = Path(resume).parent
 
     if cfg.get("fit", True):
         summary.update(resumed_from=resume)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -38,17 +39,25 @@ def find_resume_checkpoint(out_dir: Path, chash: str) -> tuple[Path, Path] | Non
     return None
 
 
+def requeued() -> bool:
+    """This is a SLURM job that was requeued (after its warning signal, a preemption or
+    ``scontrol requeue``): it continues as with ``resume=auto``."""
+    return int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+
+
 def resume_checkpoint(cfg: DictConfig, out_dir: Path, chash: str) -> str | None:
-    """The checkpoint training starts from: with ``resume=auto`` the last.ckpt of an interrupted
-    run of the same config (which is then marked ``resumed``), else ``ckpt_path`` (or None)."""
-    if str(cfg.get("resume") or "").lower() != "auto":
+    """The checkpoint training starts from: with ``resume=auto`` (or in a requeued SLURM job) the
+    last.ckpt of an interrupted run of the same config (which is then marked ``resumed``), else
+    ``ckpt_path`` (or None)."""
+    if str(cfg.get("resume") or "").lower() != "auto" and not requeued():
         return cfg.get("ckpt_path")
     found = find_resume_checkpoint(out_dir, chash)
     if found is None:
         log.info("resume=auto: no interrupted run of this config to continue; starting afresh")
         return cfg.get("ckpt_path")
     ckpt, run_dir = found
-    log.info("resume=auto: continuing %s from %s", run_dir, ckpt)
+    why = "resume=auto" if str(cfg.get("resume") or "").lower() == "auto" else "a requeued SLURM job"
+    log.info("%s: continuing %s from %s", why, run_dir, ckpt)
     if process_rank() == 0 and run_dir.parent == out_dir.parent:
         # the interrupted run points to its continuation (it no longer reads "running")
         mark_resumed(run_dir, out_dir)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +121,64 @@ class SaveOnSignal(Callback):
         )
 
 
+class WarningSignal(Callback):
+    """SLURM's warning before the time limit, handled as SIGTERM is: the current batch finishes,
+    :class:`SaveOnSignal` saves ``last.ckpt``, the summary says ``interrupted``; then
+    :meth:`requeue` puts the job back in the queue, where it continues from that checkpoint (a
+    requeued job resumes by itself, :mod:`fuselab.runs.resume`).
+
+    submitit asks for USR2 ``signal_delay_s`` before the limit (``hydra.launcher.signal_delay_s``);
+    ``sbatch --signal=USR1@<s>`` sends USR1. Both are taken while training runs inside a SLURM job;
+    submitit's own handler for USR2 (which would requeue at once, mid-batch, saving nothing) is
+    called only after the checkpoint is written, so submitit requeues the job its own way."""
+
+    SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after Lightning's own handlers (registered when fit starts), before the first batch
+        if not os.environ.get("SLURM_JOB_ID") or threading.current_thread() is not threading.main_thread():
+            return
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        log.warning("%s: SLURM's time limit is near; stopping after this batch", signal.Signals(signum).name)
+        on_term = signal.getsignal(signal.SIGTERM)  # Lightning's: stop at the next batch boundary
+        if callable(on_term):
+            on_term(signal.SIGTERM, frame)
+
+    @property
+    def name(self) -> str | None:
+        return signal.Signals(self.received).name if self.received else None
+
+    def requeue(self) -> None:
+        """Back in the queue (rank 0, once the checkpoint and summary are written): through
+        submitit's handler when submitit sent the signal, else ``scontrol requeue``."""
+        if self.received is None:
+            return
+        previous: Callable[..., Any] | Any = self._previous.get(self.received)
+        if type(getattr(previous, "__self__", None)).__module__.startswith("submitit"):
+            try:
+                previous(self.received, None)  # checkpoints submitit's submission, requeues, exits
+            except Exception as exc:  # noqa: BLE001 - submitit refused (e.g. max_num_timeout reached)
+                log.error("submitit did not requeue the job: %s", exc)
+            return
+        job = os.environ.get("SLURM_JOB_ID", "")
+        array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+        job = f"{array}_{task}" if array and task else job
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            log.warning("requeued SLURM job %s: it continues from the saved checkpoint", job)
+        else:
+            log.error("scontrol requeue %s failed: %s", job, (done.stderr or done.stdout).strip())
+
+
 class RunCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint, and a resumed run keeps the best of the run it continues.
 
@@ -126,21 +189,28 @@ class RunCheckpoint(ModelCheckpoint):
     and the state points to the copies: the best score carries on, the new directory holds its
     own best.ckpt, and nothing in the interrupted run's folder is replaced or removed."""
 
+    # the folder that holds the resumed checkpoint's files now, when it is not the one they were
+    # written to (a sweep job's earlier attempt, moved to attempts/<n>/ before a requeued job starts)
+    resumed_from: Path | None = None
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         old = state_dict.get("dirpath")
-        if old and self.dirpath and Path(old) != Path(self.dirpath):
-            state_dict = self._moved(state_dict, Path(old), Path(self.dirpath))
+        found = self.resumed_from or (Path(old) if old else None)
+        if old and self.dirpath and (Path(old) != Path(self.dirpath) or found != Path(old)):
+            state_dict = self._moved(state_dict, Path(old), Path(self.dirpath), found)  # type: ignore[arg-type]
         super().load_state_dict(state_dict)
 
     @staticmethod
-    def _moved(state: dict[str, Any], old: Path, new: Path) -> dict[str, Any]:
+    def _moved(state: dict[str, Any], old: Path, new: Path, found: Path) -> dict[str, Any]:
+        """``state`` with its files (written in ``old``, now in ``found``) copied into ``new``."""
+
         def copy(path: str) -> str:
-            if not path or Path(path).parent != old or not Path(path).is_file():
+            if not path or Path(path).parent != old or not (found / Path(path).name).is_file():
                 return path
             target = new / Path(path).name
             if not target.exists():
                 new.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+                shutil.copy2(found / Path(path).name, target)
             return str(target)
 
         moved = {**state, "dirpath": str(new)}

@@ -115,17 +115,19 @@ class RunSummary:
         logs = [p for p in self.data.get("slurm_logs") or [] if Path(p).exists()]
         return f" (SLURM log: {', '.join(logs)})" if logs else ""
 
-    def interrupted(self, checkpoint: Path | None, where: str) -> None:
-        """Stopped by a signal (SIGTERM) ``where`` it was; ``checkpoint`` (when one was saved or
-        is there) is what ``resume=auto`` continues from."""
+    def interrupted(self, checkpoint: Path | None, where: str, by: str = "SIGTERM", requeued: bool = False) -> None:
+        """Stopped by a signal (SIGTERM, or SLURM's warning before its time limit) ``where`` it
+        was; ``checkpoint`` (when one was saved or is there) is what ``resume=auto`` (or the
+        requeued job, ``requeued``) continues from."""
         if checkpoint is not None and checkpoint.is_file():
-            then = f"saved {checkpoint}; the same command with resume=auto continues from it"
+            who = "the requeued SLURM job" if requeued else "the same command with resume=auto"
+            then = f"saved {checkpoint}; {who} continues from it"
         else:
             then = "no checkpoint was saved: resume=auto starts it afresh"
         self.update(
             status=Status.INTERRUPTED.value,
             finished_at=_now(),
-            error=f"interrupted by SIGTERM {where}: {then}",
+            error=f"interrupted by {by} {where}: {then}",
             checkpoint=str(checkpoint) if checkpoint is not None and checkpoint.is_file() else None,
         )
         self.write()
