@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,7 @@ def _train_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             split_threads(parallel)
             fit_and_test(cfg, ctx, summary, resume, stop)
     except BaseException as exc:
+        _finish_wandb_run(failed=True)
         sigterm = _is_sigterm(exc)
         warned = stop.warning is not None and stop.warning.received is not None
         if is_zero and sigterm:
@@ -147,9 +149,16 @@ def _train_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         if sigterm:  # the exit status of a process ended by SIGTERM, which clusters and containers expect
             raise SystemExit(128 + signal.SIGTERM) from exc
         raise
+    _finish_wandb_run(failed=False)
     if is_zero:
         summary.completed()
     return summary.data
+
+
+def _finish_wandb_run(failed: bool) -> None:
+    """Close this job's wandb run (a sweep's next job in this process gets its own)."""
+    if "fuselab.training.loggers" in sys.modules:
+        sys.modules["fuselab.training.loggers"].finish_wandb_run(failed)
 
 
 class Stop:
@@ -183,7 +192,7 @@ def fit_and_test(
         resolve_class_weights,
     )
     from fuselab.training.callbacks import RankReport, SaveOnSignal, StepCounter, ValidationHistory, WarningSignal
-    from fuselab.training.loggers import build_loggers, finish_loggers
+    from fuselab.training.loggers import build_loggers, finish_loggers, run_hparams
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg.data)
@@ -284,7 +293,8 @@ def fit_and_test(
         per_class=task.per_class or None,
     )
     check_finite_metrics(metrics)
-    finish_loggers(loggers, metrics, monitor)
+    hparams = run_hparams(ctx["choices"], ctx["overrides"], int(cfg.seed))
+    finish_loggers(loggers, metrics, monitor, hparams=hparams, record=summary.data)
 
 
 def check_finite_metrics(metrics: dict[str, float]) -> None:

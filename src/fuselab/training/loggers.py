@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,52 @@ def build_loggers(cfg: DictConfig, choices: dict[str, str], modalities: list[str
     return loggers
 
 
-def finish_loggers(loggers: list[Logger], metrics: dict[str, float], monitor: str | None) -> None:
-    """Final numbers as wandb summary fields, so its table and parallel-coordinates views
-    compare runs by the best checkpoint's validation and test metrics."""
+def run_hparams(choices: dict[str, str], overrides: list[str], seed: int) -> dict[str, Any]:
+    """What a sweep varies, flat: the group choices (``fusion``, ``rnn``, ...), every override
+    (``model.lr``, ``data.modalities``, ...; numbers and booleans as such) and the seed, the
+    columns of TensorBoard's HParams table."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params: dict[str, Any] = {k: str(v) for k, v in choices.items()}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.is_delete() or override.key_or_group.startswith("hydra"):
+            continue
+        value = override.value()
+        keep = isinstance(value, (int, float, bool, str)) and not isinstance(value, type(None))
+        params[override.key_or_group.lstrip("+~")] = value if keep else override.get_value_element_as_str()
+    params["seed"] = int(seed)
+    return params
+
+
+def finish_loggers(
+    loggers: list[Logger],
+    metrics: dict[str, float],
+    monitor: str | None,
+    hparams: dict[str, Any] | None = None,
+    record: dict[str, Any] | None = None,
+) -> None:
+    """The run's outcome where dashboards compare runs. wandb: the final numbers and the run's
+    convergence (``converged``, ``best_epoch``) as summary fields, so its table and
+    parallel-coordinates views compare runs by the best checkpoint's metrics. TensorBoard:
+    ``hparams`` with the final metrics, one HParams session per run, so ``tensorboard --logdir
+    <sweep dir>`` shows a sweep as one table."""
+    record = record or {}
     for lg in loggers:
         if isinstance(lg, WandbLogger):
             final = {f"final/{k}": v for k, v in metrics.items()}
             if monitor and monitor in metrics:
                 final[f"best/{monitor}"] = metrics[monitor]
+            final.update({k: record[k] for k in ("converged", "best_epoch") if record.get(k) is not None})
             lg.experiment.summary.update(final)
+        elif isinstance(lg, TensorBoardLogger) and hparams is not None and metrics:
+            lg.log_hyperparams(hparams, {f"final/{k}": float(v) for k, v in metrics.items()})
+            lg.experiment.flush()
+
+
+def finish_wandb_run(failed: bool) -> None:
+    """End this job's wandb run, if one is open. Lightning leaves it open (a later WandbLogger in
+    the same process reuses it), so without this every job of a sweep run in one process (the
+    basic launcher) would log into the first job's run."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.run.finish(exit_code=1 if failed else 0)

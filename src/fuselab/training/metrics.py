@@ -159,7 +159,29 @@ def save_confusion_matrix(
     for lg in loggers:
         if type(lg).__name__ == "WandbLogger":
             lg.log_image(key="test/confusion_matrix", images=[str(png)])
+            log_wandb_confusion(lg, cm, names)
     return png
+
+
+def log_wandb_confusion(lg: Any, cm: torch.Tensor, names: Sequence[str]) -> None:
+    """The confusion matrix as wandb's own interactive chart (``test/confusion_matrix_chart``),
+    from the counts (a (true, predicted) pair per test sample, as its API takes)."""
+    import wandb
+
+    pairs = [(i, j) for i, row in enumerate(cm.tolist()) for j, n in enumerate(row) for _ in range(int(n))]
+    chart = wandb.plot.confusion_matrix(
+        y_true=[i for i, _ in pairs], preds=[j for _, j in pairs], class_names=list(names), title="test confusion"
+    )
+    lg.experiment.log({"test/confusion_matrix_chart": chart})
+
+
+def log_wandb_per_class(loggers: Sequence[Any], per_class: dict[str, dict[str, float]]) -> None:
+    """The per-class table of the test split (precision, recall, F1, support) for wandb loggers."""
+    columns = ["class", "precision", "recall", "f1", "support"]
+    rows = [[name, *(scores[c] for c in columns[1:])] for name, scores in per_class.items()]
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            lg.log_table(key="test/per_class", columns=columns, data=rows)
 
 
 def per_class_scores(counts: torch.Tensor, names: Sequence[str]) -> dict[str, dict[str, float]]:

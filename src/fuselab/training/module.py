@@ -21,6 +21,7 @@ from fuselab.training.losses import TargetLoss
 from fuselab.training.metrics import (
     build_metrics,
     flatten_metrics,
+    log_wandb_per_class,
     monitor_for,
     multiclass_counts,
     multilabel_counts,
@@ -338,6 +339,7 @@ class FusionTask(pl.LightningModule):
             self.per_class = per_class_scores(multilabel_counts(counts), names)
         if self.trainer.is_global_zero:
             out = Path(self.trainer.default_root_dir)
+            log_wandb_per_class(self.loggers, self.per_class)
             if target.kind == "multiclass":
                 save_confusion_matrix(self.confusion, target, out, self.loggers)
             else:
