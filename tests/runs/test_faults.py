@@ -53,12 +53,14 @@ def test_sigkilled_run_resumes_to_the_same_final_metrics(tmp_path: Path):
     )
     deadline = time.time() + 300
     while time.time() < deadline and not list(work.glob("outputs/train/runs/*/checkpoints/last.ckpt")):
+        if proc.poll() is not None:  # it ended by itself: the summary says why
+            break
         time.sleep(0.05)
     time.sleep(0.3)  # somewhere in the next epoch
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     (killed,) = _summaries(work / "outputs")
-    assert killed["status"] == "running", "the run finished before it could be killed"
+    assert killed["status"] == "running", f"the run ended before it could be killed: {killed.get('error')}"
 
     resumed = run_cli(["-m", "fuselab.cli.train", *RESUMABLE, "resume=auto"], cwd=work)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_cli
 
+# one cluster per test session: under pytest-xdist these tests share one worker
+pytestmark = pytest.mark.xdist_group("slurm")
 SCRIPT = REPO / "tests" / "runs" / "slurm.sh"
 SMALL = [
     "data.train_size=128",

@@ -241,13 +241,14 @@ def plot(c: Comparison, out: Path) -> list[Path]:
     written = []
     for i, axis in enumerate(c.axes):
         labels = sorted({g.key[i] for g in c.groups})
-        means, stds = [], []
+        means, stds, counts = [], [], []
         for label in labels:
             vals = [v for g in c.groups if g.key[i] == label for v in g.values(c.primary)]
             means.append(statistics.fmean(vals) if vals else math.nan)
             stds.append(statistics.stdev(vals) if len(vals) > 1 else math.nan)
+            counts.append(len(vals))
         safe = axis.replace("/", "_").replace(".", "_")
-        written.append(bar_chart_png(labels, means, stds, c.primary, axis, out / f"bar_{safe}.png"))
+        written.append(bar_chart_png(labels, means, stds, c.primary, axis, out / f"bar_{safe}.png", counts))
     if len(c.axes) >= 2:
         r_labels = sorted({g.key[0] for g in c.groups})
         c_labels = sorted({g.key[1] for g in c.groups})

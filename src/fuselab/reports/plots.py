@@ -18,15 +18,30 @@ def _pyplot():
 
 
 def bar_chart_png(
-    labels: Sequence[str], means: Sequence[float], stds: Sequence[float], metric: str, axis: str, path: Path
+    labels: Sequence[str],
+    means: Sequence[float],
+    stds: Sequence[float],
+    metric: str,
+    axis: str,
+    path: Path,
+    counts: Sequence[int] | None = None,
 ) -> Path:
+    """One bar per value of ``axis``: the mean of ``metric`` over the runs that have it, an error
+    bar of one std where there are two runs or more, and each bar's number of runs under it."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(3.5, 0.9 * len(labels) + 1.5), 3.2))
-    ax.bar(range(len(labels)), means, yerr=np.nan_to_num(stds), capsize=4, color="#4C72B0")
-    ax.set_xticks(range(len(labels)), labels, rotation=30 if max(map(len, labels)) > 8 else 0, ha="right")
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * len(labels) + 2.0), 3.6))
+    ax.bar(range(len(labels)), means, color="#4C72B0")
+    spread = [i for i, sd in enumerate(stds) if np.isfinite(sd)]  # a std needs two runs
+    if spread:
+        ax.errorbar(spread, [means[i] for i in spread], yerr=[stds[i] for i in spread], fmt="none", capsize=4, c="k")
+    turn = max(map(len, labels)) > 8
+    ticks = [f"{lab}\nn={n}" for lab, n in zip(labels, counts)] if counts is not None else list(labels)
+    ax.set_xticks(range(len(labels)), ticks, rotation=30 if turn else 0, ha="right" if turn else "center")
+    ax.set_xlabel(axis)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} by {axis} (mean ± std over the other axes and seeds)", fontsize=9)
-    fig.tight_layout()
+    ax.set_title(f"{metric} by {axis}", fontsize=10)
+    fig.text(0.99, 0.01, "mean ± std over the other axes and seeds", ha="right", va="bottom", fontsize=7)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -65,7 +65,8 @@ def save_attention_maps(batches: list[dict[str, Any]], out_dir: Path, count: int
                 _grid_panels(fig, ax, x, weights, layout[1], layout[2], labels, title)
             else:
                 valid = int(mask[i, a:b].sum())
-                ax.imshow(weights[:, :valid], aspect="auto", cmap="viridis", interpolation="nearest")
+                shown = ax.imshow(weights[:, :valid], aspect="auto", cmap="viridis", interpolation="nearest", vmin=0.0)
+                fig.colorbar(shown, ax=ax, label="attention weight", fraction=0.04, pad=0.02)
                 ax.set_yticks(range(len(labels)), labels)
                 ax.set_xlabel(f"{m}: step")
                 ax.set_title(title, fontsize=9)
@@ -86,12 +87,14 @@ def _grid_panels(
     ax.axis("off")
     picture = image.mean(0) if image.ndim == 3 else image
     spec = ax.get_subplotspec().subgridspec(len(labels), 1, hspace=0.35)
+    top = float(weights.max()) or 1.0  # one colour scale for every word's panel
     for j, label in enumerate(labels):
         sub = fig.add_subplot(spec[j, 0])
         extent = (0, picture.shape[1], picture.shape[0], 0)
         sub.imshow(picture, cmap="gray", aspect="auto", extent=extent)
         heat = np.kron(weights[j].reshape(h, w), np.ones((picture.shape[0] // h or 1, picture.shape[1] // w or 1)))
-        sub.imshow(heat, cmap="inferno", alpha=0.55, aspect="auto", extent=extent)
+        shown = sub.imshow(heat, cmap="inferno", alpha=0.55, aspect="auto", extent=extent, vmin=0.0, vmax=top)
+        fig.colorbar(shown, ax=sub, fraction=0.04, pad=0.02).ax.tick_params(labelsize=6)
         sub.set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
         if j == 0:
             sub.set_title(title, fontsize=9)

@@ -134,13 +134,9 @@ def predictions(target: TargetSpec, logits: torch.Tensor) -> torch.Tensor:
 def save_confusion_matrix(
     confusion: MulticlassConfusionMatrix, target: TargetSpec, out_dir: Path, loggers: Sequence[Any] = ()
 ) -> Path:
-    """confusion_matrix.csv and .png (torchmetrics' plot) in ``out_dir``; rows: true class,
-    columns: predicted. Also logged as an image to wandb when a wandb logger is on."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """confusion_matrix.csv and .png in ``out_dir``; rows: true class, columns: predicted. The
+    picture shows the counts and, beside them, each row as shares of its class (the recall on
+    the diagonal), each with its colour scale. Also logged to wandb when a wandb logger is on."""
     cm = confusion.compute().cpu()
     names = list(target.class_names) or [str(i) for i in range(len(cm))]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -148,19 +144,49 @@ def save_confusion_matrix(
         f.write("true\\predicted," + ",".join(names) + "\n")
         for name, row in zip(names, cm.tolist()):
             f.write(name + "," + ",".join(str(int(v)) for v in row) + "\n")
-    side = 1.6 + 0.45 * len(names)
-    fig, ax = plt.subplots(figsize=(side + 1.0, side))
-    confusion.plot(cm, ax=ax, labels=names, add_text=len(names) <= 25)
-    ax.set_title("test confusion matrix")
-    fig.tight_layout()
     png = out_dir / "confusion_matrix.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
+    plot_confusion(cm.double().numpy(), names, png)
     for lg in loggers:
         if type(lg).__name__ == "WandbLogger":
             lg.log_image(key="test/confusion_matrix", images=[str(png)])
             log_wandb_confusion(lg, cm, names)
     return png
+
+
+def plot_confusion(cm: Any, names: Sequence[str], png: Path) -> None:
+    """Counts and row shares side by side, class names on both axes (turned only when long)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = len(names)
+    shares = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    side = 2.2 + 0.42 * n
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 2.0, side + 0.6))
+    turn = max(len(str(x)) for x in names) > 3
+    for ax, values, title, fmt in (
+        (axes[0], cm, "counts", "{:.0f}"),
+        (axes[1], shares, "share of each true class (row)", "{:.2f}"),
+    ):
+        image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if values is shares else None)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_xticks(range(n), names, rotation=45 if turn else 0, ha="right" if turn else "center")
+        ax.set_yticks(range(n), names)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(title)
+        if n <= 25:
+            top = values.max() or 1
+            for i in range(n):
+                for j in range(n):
+                    colour = "white" if values[i, j] > 0.6 * top else "black"
+                    ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", color=colour, fontsize=8)
+    fig.suptitle(f"test confusion matrix ({int(cm.sum())} samples)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
 
 
 def log_wandb_confusion(lg: Any, cm: torch.Tensor, names: Sequence[str]) -> None:
