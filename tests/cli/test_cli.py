@@ -76,3 +76,16 @@ def test_default_run_reaches_90_percent_on_synthetic(tmp_path: Path):
     assert summary["status"] == "completed"
     assert summary["metrics"]["test/acc"] >= 0.9
     assert "outputs:" in result.stdout and "test/acc" in result.stdout
+
+
+@pytest.mark.slow  # a subprocess run
+def test_a_moved_output_dir_says_where_the_log_and_config_went(tmp_path: Path):
+    moved = tmp_path / "elsewhere"
+    result = run_cli(["-m", "fuselab.cli.train", f"paths.output_dir={moved}", *SMALL_DATA, *FAST], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    outputs = next(line for line in lines if line.startswith("outputs:"))
+    logs = next(line for line in lines if line.startswith("log and config:"))
+    assert outputs.split()[-1] == str(moved) and (moved / "summary.json").is_file()
+    hydra_dir = Path(logs.split()[-1])
+    assert (hydra_dir / "train.log").is_file() and (hydra_dir / ".hydra" / "config.yaml").is_file()

@@ -112,9 +112,20 @@ def report_metrics(summary: dict[str, Any]) -> None:
             soft_wrap=True,
         )
     console.print(f"outputs:  {summary.get('run_dir')}", markup=False, highlight=False, soft_wrap=True)
+    logs = _hydra_dir()
+    if logs and summary.get("run_dir") and Path(logs).resolve() != Path(str(summary["run_dir"])).resolve():
+        # paths.output_dir moved the outputs; Hydra still writes train.log and .hydra/ in its own dir
+        console.print(f"log and config:  {logs}", markup=False, highlight=False, soft_wrap=True)
     best = summary.get("best_checkpoint")
     if best and Path(best).exists():
         console.print(f"best checkpoint: {best}", markup=False, highlight=False, soft_wrap=True)
     run_dir = Path(str(summary.get("run_dir", ".")))
     if any(run_dir.glob("wandb/offline-run-*")):
         console.print(f"upload to wandb:  wandb sync {run_dir}/wandb/offline-run-*", markup=False, soft_wrap=True)
+
+
+def _hydra_dir() -> str | None:
+    """Where Hydra writes this run's train.log and .hydra/ (None outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
