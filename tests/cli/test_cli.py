@@ -58,6 +58,7 @@ def test_ddp_on_two_cpu_processes_with_bf16(tmp_path: Path):
         ("data.modalities=[signal,audio]", "It has: ['signal', 'tokens', 'image']"),
         ("fusion=mid", "fusion=mid: fusion has no option 'mid'; choose one of ['conditioned', 'crossmodal', 'early'"),
         ("rnn.pooling=median", "one of ['last', 'mean', 'max', 'attention']"),
+        ("rnn.hiden_size=3", "rnn.hiden_size: rnn has no setting 'hiden_size'; did you mean rnn.hidden_size?"),
     ],
 )
 def test_user_errors_exit_fast_with_the_fix(tmp_path: Path, override: str, needle: str):

@@ -32,7 +32,9 @@ def print_error(prog: str, message: object) -> None:
 
 def check_command_line(prog: str, argv: list[str] | None = None) -> None:
     """What must be refused before Hydra writes anything: a name that would become a folder outside
-    the output directory (``experiment_name=../x``). Exits 2 with one line."""
+    the output directory (``experiment_name=../x``), a group option or a setting that does not
+    exist (``fusion=mid``, ``rnn.hiden_size=3``). Exits 2 with one line."""
+    from fuselab.config.keys import check_override_keys
     from fuselab.config.names import check_override_names
     from fuselab.errors import ConfigError
 
@@ -40,6 +42,7 @@ def check_command_line(prog: str, argv: list[str] | None = None) -> None:
     try:
         check_override_names(args)
         check_group_choices(args)
+        check_override_keys(args, "eval" if prog == "fuselab-eval" else "train")
     except ConfigError as exc:
         print_error(prog, exc)
         sys.exit(2)
