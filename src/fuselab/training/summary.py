@@ -121,6 +121,8 @@ class RunSummary:
         requeued job, ``requeued``) continues from."""
         if checkpoint is not None and checkpoint.is_file():
             who = "the requeued SLURM job" if requeued else "the same command with resume=auto"
+            if not requeued and self.data.get("slurm_job_id"):
+                who += " (or this SLURM job itself, when it is requeued)"
             then = f"saved {checkpoint}; {who} continues from it"
         else:
             then = "no checkpoint was saved: resume=auto starts it afresh"
