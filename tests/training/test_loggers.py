@@ -79,6 +79,13 @@ def test_a_sweep_carries_its_comparison_to_wandb_and_tensorboard(tmp_path: Path)
         assert fields["test/confusion_matrix"]["_type"] == "images/separated"
         assert fields["test/confusion_matrix_chart_table"]["nrows"] == 16  # (true, predicted) for 4 x 4 classes
         assert fields["test/per_class"]["nrows"] == 4 and fields["test/per_class"]["ncols"] == 5  # 4 classes
+        # a row per test sample (SMALL_DATA's 64), as fuselab-eval save_predictions=true writes them
+        predictions = fields["test/predictions"]
+        table = json.loads(next((run_dir / "wandb").glob(f"offline-run-*/files/{predictions['path']}")).read_text())
+        own = [f"prediction_{m}" for m in ("signal", "tokens", "image")] if fusion == "late" else []
+        names = ["target_name", "prediction_name"]
+        assert table["columns"] == ["id", "target", "prediction", *names, *(f"prob_{c}" for c in "0123"), *own]
+        assert len(table["data"]) == predictions["nrows"] == 64
         run = next(r["run"] for r in records if r["type"] == "run")
         groups.add(run["run_group"])
         job_types.add(run["job_type"])

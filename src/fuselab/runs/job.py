@@ -192,7 +192,14 @@ def fit_and_test(
         resolve_class_weights,
     )
     from fuselab.training.callbacks import RankReport, SaveOnSignal, StepCounter, ValidationHistory, WarningSignal
-    from fuselab.training.loggers import build_loggers, finish_loggers, run_hparams
+    from fuselab.training.loggers import (
+        build_loggers,
+        finish_loggers,
+        log_wandb_predictions,
+        run_hparams,
+        wandb_predictions,
+    )
+    from fuselab.training.plan import NO_PLAN, EvaluationPlan
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg.data)
@@ -275,7 +282,12 @@ def fit_and_test(
     metrics: dict[str, float] = {}
     metrics.update(_merge(trainer.validate(task, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)))
     if cfg.get("test", True):
-        metrics.update(_merge(trainer.test(task, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)))
+        # with wandb on one device, the test predictions also become a table of the run
+        table = wandb_predictions(loggers, data.target, trainer.world_size)
+        with task.evaluating(EvaluationPlan(collected=table) if table is not None else NO_PLAN):
+            metrics.update(_merge(trainer.test(task, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)))
+        if table:
+            log_wandb_predictions(loggers, table, data.target)
     if cfg.get("contributions"):
         from fuselab.training.build import evaluation_trainer
         from fuselab.training.contributions import run_contributions, summary_metrics

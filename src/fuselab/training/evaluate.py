@@ -135,6 +135,18 @@ def check_weights_fit(task: Any, state_dict: dict[str, Any], path: str | Path) -
 
 
 def write_predictions(batches: list[dict[str, Any]], target: Any, out_dir: Path, fmt: str) -> Path:
+    """``predictions.<fmt>`` in ``out_dir``: :func:`predictions_frame` of the test batches."""
+    frame = predictions_frame(batches, target)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"predictions.{fmt}"
+    if fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+def predictions_frame(batches: list[dict[str, Any]], target: Any) -> Any:
     """One row per test sample: ``id`` (its row in the test split), ``target``, ``prediction``
     (and, when the dataset names its classes, ``target_name`` and ``prediction_name``), the
     probabilities (``prob_<class>``; multilabel: per label) and, for late and hybrid fusion,
@@ -174,13 +186,7 @@ def write_predictions(batches: list[dict[str, Any]], target: Any, out_dir: Path,
     for m in batches[0]["aux"]:
         aux = predictions(target, torch.cat([b["aux"][m] for b in batches]))
         columns(f"prediction_{m}", aux > 0.5 if target.kind == "multilabel" else aux)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"predictions.{fmt}"
-    if fmt == "parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
-    return path
+    return frame
 
 
 def evaluate_checkpoint(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:

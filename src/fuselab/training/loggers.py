@@ -93,6 +93,24 @@ def finish_loggers(
             lg.experiment.flush()
 
 
+def wandb_predictions(loggers: list[Logger], target: Any, world_size: int) -> list[dict[str, Any]] | None:
+    """A list to collect the test batches' outputs into, when a wandb logger wants the
+    predictions table (one device: a rank sees only its share of the test split)."""
+    wanted = any(isinstance(lg, WandbLogger) for lg in loggers) and world_size == 1
+    return [] if wanted and target.kind in ("multiclass", "multilabel", "regression") else None
+
+
+def log_wandb_predictions(loggers: list[Logger], batches: list[dict[str, Any]], target: Any) -> None:
+    """``test/predictions``: one row per test sample, as ``fuselab-eval save_predictions=true``
+    writes them (id, target, prediction, names, probabilities, each modality's own prediction)."""
+    from fuselab.training.evaluate import predictions_frame
+
+    frame = predictions_frame(batches, target)
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            lg.log_table(key="test/predictions", dataframe=frame)
+
+
 def finish_wandb_run(failed: bool) -> None:
     """End this job's wandb run, if one is open. Lightning leaves it open (a later WandbLogger in
     the same process reuses it), so without this every job of a sweep run in one process (the
