@@ -1,6 +1,12 @@
-"""Random batches and models built the way fuselab builds them, for model tests."""
+"""Random batches and models built the way fuselab builds them, for model tests; an offline
+wandb run read back with wandb's own tool."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,3 +53,12 @@ def make_model(fusion_overrides: list[str], specs: dict[str, ModalitySpec], alig
     cfg = compose_train([*fusion_overrides, f"rnn={cell}"])
     torch.manual_seed(0)
     return build_model(cfg, DataDescription(specs, TASK, aligned))
+
+
+def wandb_records(run_dir: Path) -> tuple[dict, list[dict]]:
+    """(the run's state as `wandb leet inspect --summary --json` prints it, every record)."""
+    leet = [str(Path(sys.executable).parent / "wandb"), "leet", "inspect"]
+    offline = next((run_dir / "wandb").glob("offline-run-*"))
+    state = subprocess.run([*leet, "--summary", "--json", str(offline)], capture_output=True, text=True, check=True)
+    records = subprocess.run([*leet, "--json", str(offline)], capture_output=True, text=True, check=True)
+    return json.loads(state.stdout), [json.loads(line) for line in records.stdout.splitlines() if line.strip()]

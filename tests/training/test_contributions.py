@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SMALL_DATA, compose_train
+from helpers import wandb_records
 
 from fuselab.data.specs import TargetSpec
 from fuselab.errors import ConfigError
@@ -102,10 +103,15 @@ def test_a_trained_model_gives_the_deciding_modality_the_credit(tmp_path: Path, 
         "model.modality_dropout=0.3",
         "trainer.max_epochs=5",
         "model.optimizer.lr=0.01",
-        "~logger",
+        "logger=wandb",
         "contributions=true",
     ]
     summary = train_job(compose_train(overrides, output_dir=tmp_path / "run"))
+    state, _ = wandb_records(tmp_path / "run")  # the dashboard has the picture and the values
+    assert state["summary"]["test/contributions"]["_type"] == "images/separated"
+    assert state["summary"]["final/test/shapley/acc/signal"] == pytest.approx(
+        summary["metrics"]["test/shapley/acc/signal"]
+    )
     assert summary["status"] == "completed" and len(builds) == 1
     assert len(tests) == 1 + 7  # the run's test, then the 2^3 - 1 non-empty subsets
     report = json.loads((tmp_path / "run" / "contributions.json").read_text())

@@ -5,12 +5,11 @@ EventAccumulator (its HParams plugin data)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import SMALL_DATA, run_cli
+from helpers import wandb_records
 
 from fuselab.training.loggers import run_hparams
 
@@ -29,15 +28,6 @@ def test_run_hparams_flattens_choices_overrides_and_seed():
         "flag": True,
         "seed": 3,
     }
-
-
-def wandb_records(run_dir: Path) -> tuple[dict, list[dict]]:
-    """(the run's state as `wandb leet inspect --summary --json` prints it, every record)."""
-    leet = [str(Path(sys.executable).parent / "wandb"), "leet", "inspect"]
-    offline = next((run_dir / "wandb").glob("offline-run-*"))
-    state = subprocess.run([*leet, "--summary", "--json", str(offline)], capture_output=True, text=True, check=True)
-    records = subprocess.run([*leet, "--json", str(offline)], capture_output=True, text=True, check=True)
-    return json.loads(state.stdout), [json.loads(line) for line in records.stdout.splitlines() if line.strip()]
 
 
 def hparams_session(tb_dir: Path) -> tuple[dict, dict[str, float]]:

@@ -195,6 +195,7 @@ def fit_and_test(
     from fuselab.training.loggers import (
         build_loggers,
         finish_loggers,
+        log_wandb_image,
         log_wandb_predictions,
         run_hparams,
         wandb_predictions,
@@ -294,6 +295,7 @@ def fit_and_test(
 
         report = run_contributions(task, dm, evaluation_trainer(cfg), Path(cfg.paths.output_dir), ckpt_path=best)
         metrics.update(summary_metrics(report))
+        log_wandb_image(loggers, "test/contributions", Path(cfg.paths.output_dir) / "contributions.png")
         summary.update(contributions=report)
     summary.update(
         metrics=metrics,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
@@ -109,6 +110,15 @@ def log_wandb_predictions(loggers: list[Logger], batches: list[dict[str, Any]], 
     for lg in loggers:
         if isinstance(lg, WandbLogger):
             lg.log_table(key="test/predictions", dataframe=frame)
+
+
+def log_wandb_image(loggers: list[Logger], key: str, path: Any) -> None:
+    """A picture the run wrote (e.g. contributions.png) as a wandb image, when it exists."""
+    if not Path(path).is_file():
+        return
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            lg.log_image(key=key, images=[str(path)])
 
 
 def finish_wandb_run(failed: bool) -> None:
