@@ -64,3 +64,38 @@ def test_missing_attributes_fall_back_and_say_so_once(monkeypatch, caplog):
         first, second = ArrowSplit(ds, SPECS), ArrowSplit(ds, SPECS)
     assert not first.fast and not second.fast
     assert caplog.text.count("fast Arrow batch reading is off") == 1
+
+
+def test_small_columns_held_in_numpy_give_the_rows_arrow_gives(monkeypatch):
+    """Labels, picture numbers and token ids over many record batches: indexed in numpy (held)
+    or gathered from the batches, a shuffled batch is the same, and the same as datasets' rows."""
+    rng = np.random.default_rng(1)
+    parts = []
+    for _ in range(5):  # five record batches
+        n = int(rng.integers(3, 9))
+        parts.append(
+            datasets.Dataset.from_dict(
+                {
+                    "picture": rng.integers(0, 50, n),
+                    "text": [rng.integers(2, 30, int(rng.integers(1, 6))).tolist() for _ in range(n)],
+                    "label": rng.integers(0, 4, n),
+                }
+            )
+        )
+    ds = datasets.concatenate_datasets(parts).with_format("numpy")
+    specs = {
+        "text": ModalitySpec("text", "tokens", (None,), vocab_size=30)
+    }  # picture: numbers of a store, as image columns hold
+    split = ArrowSplit(ds, specs)
+    order = rng.permutation(len(ds)).tolist()[:12]
+    held = split.__getitems__(order)
+    assert set(split._held) == {"picture", "text", "label"} and len(split._chunks[0]) == 5
+    monkeypatch.setattr(arrow, "HELD_BYTES", 0)
+    gathered = ArrowSplit(ds, specs).__getitems__(order)
+    rows = [ds[i] for i in order]
+    for name in ("picture", "label"):
+        np.testing.assert_array_equal(held[name], gathered[name])
+        np.testing.assert_array_equal(held[name], [r[name] for r in rows])
+    for a, b, r in zip(held["text"], gathered["text"], rows):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, r["text"])

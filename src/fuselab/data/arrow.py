@@ -64,6 +64,46 @@ def gather_rows(ds: datasets.Dataset, indices: list[int], chunks: Chunks | None 
     return gathered.take(pa.array(np.argsort(order))) if len(parts) > 1 else gathered
 
 
+HELD_BYTES = 32 * 2**20  # a small column (numbers, labels, token ids) at most this big is held as numpy
+
+
+class HeldColumn:
+    """A small column of the split held in numpy, gathered by indexing instead of through Arrow:
+    numbers (picture numbers, labels, masks: ``values[idx]``) or lists of numbers (token ids:
+    ``values[offsets[i]:offsets[i + 1]]`` per row)."""
+
+    def __init__(self, values: np.ndarray, offsets: np.ndarray | None = None) -> None:
+        self.values, self.offsets = values, offsets
+
+    def take(self, idx: np.ndarray) -> Any:
+        if self.offsets is None:
+            return self.values[idx]
+        return [self.values[self.offsets[i] : self.offsets[i + 1]] for i in idx]
+
+
+def held_columns(chunks: Chunks, specs: dict[str, ModalitySpec]) -> dict[str, HeldColumn]:
+    """The split's columns of plain numbers (no nulls) and, for ``tokens`` modalities, of lists
+    of numbers, each at most ``HELD_BYTES`` in all: copied once per process, so a shuffled batch
+    does not touch a record batch per row for them."""
+    batches, _ = chunks
+    if not batches:
+        return {}
+    out: dict[str, HeldColumn] = {}
+    for i, field in enumerate(batches[0].schema):
+        arrays = [b.column(i) for b in batches]
+        if any(a.null_count for a in arrays) or sum(a.nbytes for a in arrays) > HELD_BYTES:
+            continue
+        kind = specs[field.name].kind if field.name in specs else None
+        t = field.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+            out[field.name] = HeldColumn(np.concatenate([a.to_numpy(zero_copy_only=False) for a in arrays]))
+        elif kind == "tokens" and pa.types.is_list(t) and pa.types.is_integer(t.value_type):
+            lengths = np.concatenate([np.diff(a.offsets.to_numpy()) for a in arrays])
+            values = np.concatenate([_flat(a) for a in arrays])
+            out[field.name] = HeldColumn(values, np.concatenate([[0], np.cumsum(lengths)]))
+    return out
+
+
 def _storage(arr: Any) -> Any:
     return arr.storage if hasattr(arr, "storage") else arr
 
@@ -75,15 +115,26 @@ def _flat(arr: Any) -> np.ndarray:
 
 
 def arrow_columns(
-    ds: datasets.Dataset, indices: list[int], specs: dict[str, ModalitySpec], chunks: Chunks | None = None
+    ds: datasets.Dataset,
+    indices: list[int],
+    specs: dict[str, ModalitySpec],
+    chunks: Chunks | None = None,
+    held: dict[str, HeldColumn] | None = None,
 ) -> dict[str, Any]:
     """{column: values} for the rows ``indices``: a list of (T, D) or (T,) arrays for
     ``sequence``/``tokens`` columns, one stacked (N, *shape) array for image/vector ones, and the
-    target and present columns as (N,) or (N, K) arrays."""
+    target and present columns as (N,) or (N, K) arrays. Columns in ``held`` are indexed in numpy;
+    the others are gathered from the record batches."""
+    held = held or {}
+    names = ds.format["columns"] or ds.column_names
+    idx = np.asarray(indices, dtype=np.int64)
+    out: dict[str, Any] = {name: held[name].take(idx) for name in names if name in held}
+    rest = [name for name in names if name not in held]
+    if not rest:
+        return out
     table = gather_rows(ds, indices, chunks)
     n = len(indices)
-    out: dict[str, Any] = {}
-    for name in ds.format["columns"] or table.column_names:
+    for name in rest:
         arr = _storage(table.column(name).combine_chunks())
         spec = specs.get(name)
         kind = spec.kind if spec else None
@@ -119,9 +170,10 @@ class ArrowSplit(Dataset):
         self.stores = {m: s for m, s in (stores or {}).items() if m in table.column_names}
         self.fast = bool(specs) and fast_path_available(table)
         self._chunks: Chunks | None = None  # per process, never pickled
+        self._held: dict[str, HeldColumn] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_chunks": None}
+        return {**self.__dict__, "_chunks": None, "_held": None}
 
     def __len__(self) -> int:
         return len(self.table)
@@ -137,7 +189,10 @@ class ArrowSplit(Dataset):
             try:
                 if self._chunks is None:
                     self._chunks = record_batches(self.table)
-                return arrow_columns(self.table, indices, self.specs, self._chunks)
+                    self._held = held_columns(self._chunks, self.specs)
+                    rest = [n for n in self.table.column_names if n not in self._held]
+                    self._chunks = ([b.select(rest) for b in self._chunks[0]], self._chunks[1])
+                return arrow_columns(self.table, indices, self.specs, self._chunks, self._held)
             except (TypeError, ValueError, AttributeError, KeyError) as exc:
                 _fall_back(f"{type(exc).__name__}: {exc}")
                 self.fast = False
