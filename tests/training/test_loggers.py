@@ -86,6 +86,7 @@ def test_a_sweep_carries_its_comparison_to_wandb_and_tensorboard(tmp_path: Path)
         assert values["fusion"] == fusion and values["seed"] == 5
         assert finals["final/test/acc"] == pytest.approx(summary["metrics"]["test/acc"], abs=1e-6)
     assert len(groups) == 1 and len(job_types) == 1  # one sweep: one group, one job type
+    assert groups == {f"train/{runs[0].parent.name}"} and job_types == {"train"}  # <experiment>/<sweep>
 
 
 def _history_keys(record: dict) -> list[str]:

@@ -33,8 +33,9 @@ def hydra_context() -> dict[str, Any]:
     hc = HydraConfig.get()
     choices = {k: str(v) for k, v in hc.runtime.choices.items() if not k.startswith("hydra") and v is not None}
     multirun = hc.mode == RunMode.MULTIRUN
-    # one wandb group per sweep: the sweep directory (the job's parent) names it
-    group = Path(hc.runtime.output_dir).parent.name if multirun else hc.job.name
+    # one wandb group per sweep, named by the sweep directory (the job's parent) and, in fuselab's
+    # layout <experiment>/multiruns/<sweep>/<job>, its experiment: a study's part is "<study>/<part>"
+    group = _sweep_group(Path(hc.runtime.output_dir)) if multirun else hc.job.name
     n_jobs = hc.launcher.get("n_jobs") if multirun else None
     return {
         "overrides": list(hc.overrides.task),
@@ -45,6 +46,11 @@ def hydra_context() -> dict[str, Any]:
         "parallel_jobs": (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs or 1),
         **slurm_job(hc.launcher.get("submitit_folder")),
     }
+
+
+def _sweep_group(job_dir: Path) -> str:
+    sweep = job_dir.parent
+    return f"{sweep.parent.parent.name}/{sweep.name}" if sweep.parent.name == "multiruns" else sweep.name
 
 
 def slurm_job(submitit_folder: str | None) -> dict[str, Any]:
