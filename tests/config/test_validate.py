@@ -92,3 +92,12 @@ def test_wrong_values_name_the_fix(override: str, needle: str, tmp_path: Path):
     with pytest.raises(ConfigError) as err:
         validate_train_config(cfg)
     assert needle in str(err.value)
+
+
+def test_a_model_upload_from_an_offline_wandb_run_is_refused_with_the_fix(tmp_path: Path):
+    """Lightning's WandbLogger refuses log_model on an offline run, and the run would go on
+    without wandb: refused before training instead."""
+    cfg = compose_train(["logger=wandb", "logger.wandb.log_model=true"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"log_model=True needs an online run .*logger.wandb.offline=false"):
+        validate_train_config(cfg)
+    validate_train_config(compose_train(["logger=wandb", "logger.wandb.log_model=true", "logger.wandb.offline=false"]))

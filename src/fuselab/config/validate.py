@@ -33,12 +33,25 @@ def validate_train_config(cfg: DictConfig) -> None:
     check_run_is_as_asked(cfg)
     check_precision(cfg)
     check_transfer(cfg)
+    check_wandb(cfg)
     for key in ("data", "fusion", "rnn", "model", "trainer"):
         if key not in cfg or cfg[key] is None:
             raise ConfigError(f"the config has no '{key}' section; pick one with {key}=<name>")
     from fuselab.config.nodes import check_node_keys
 
     check_node_keys(cfg)
+
+
+def check_wandb(cfg: DictConfig) -> None:
+    """``logger.wandb.log_model`` uploads checkpoints, which an offline run cannot: Lightning's
+    WandbLogger refuses the pair, and the run would go on without wandb at all."""
+    _, log_model = _get(cfg, "logger.wandb.log_model")
+    _, offline = _get(cfg, "logger.wandb.offline")
+    if log_model and offline:
+        raise ConfigError(
+            f"logger.wandb.log_model={log_model} needs an online run (checkpoints are uploaded as artifacts): "
+            "add logger.wandb.offline=false, or drop log_model (the run's checkpoints stay in checkpoints/)"
+        )
 
 
 def check_transfer(cfg: DictConfig) -> None:
