@@ -9,7 +9,8 @@ channel when the column sets them: the same values, bit for bit, as converting a
 
 A store is two files in the prepared dataset's ``images/`` folder, ``<modality>.bin`` (the
 pictures, one after another) and ``<modality>.idx.npy`` (where each one starts), written a
-picture at a time, so preparing a dataset never holds more than one picture in memory.
+picture at a time: preparation holds at most the first 32 pictures (while ``auto`` chooses the
+format) and a key per distinct picture, whatever the dataset's size.
 """
 
 from __future__ import annotations
@@ -151,6 +152,18 @@ class StoreWriter:
         )
 
 
+def to_float(pictures: np.ndarray, mean: Any = None, std: Any = None) -> np.ndarray:
+    """uint8 (..., C, H, W) -> float32 in [0, 1], then ``(x - mean) / std`` per channel when
+    either is given (the other defaults to 0 or 1): the one conversion of every stored picture."""
+    x = np.asarray(pictures).astype(np.float32) / 255.0
+    if mean is not None or std is not None:
+        c = x.shape[-3]
+        m = np.asarray(mean if mean is not None else [0.0] * c, dtype=np.float32).reshape(-1, 1, 1)
+        s = np.asarray(std if std is not None else [1.0] * c, dtype=np.float32).reshape(-1, 1, 1)
+        x = (x - m) / s
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 def encode_png(arr: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -175,9 +188,6 @@ class ImageStore:
         self.prepared, self.info = prepared, info
         self._data: np.ndarray | None = None
         self._offsets: np.ndarray | None = None
-        c = info.shape[0]
-        self._mean = None if info.mean is None else np.asarray(info.mean, dtype=np.float32).reshape(c, 1, 1)
-        self._std = None if info.std is None else np.asarray(info.std, dtype=np.float32).reshape(c, 1, 1)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_data": None, "_offsets": None}
@@ -205,13 +215,7 @@ class ImageStore:
 
     def floats(self, numbers: np.ndarray) -> np.ndarray:
         """(N, C, H, W) float32: scaled to [0, 1], then normalised by the column's mean/std."""
-        x = self.raw(numbers).astype(np.float32) / 255.0
-        if self._mean is not None or self._std is not None:
-            c = self.info.shape[0]
-            mean = self._mean if self._mean is not None else np.zeros((c, 1, 1), np.float32)
-            std = self._std if self._std is not None else np.ones((c, 1, 1), np.float32)
-            x = (x - mean) / std
-        return x
+        return to_float(self.raw(numbers), self.info.mean, self.info.std)
 
     def column(self, values: Any) -> Any:
         """A gathered column made pictures: an image column's numbers (N,) -> (N, C, H, W); a

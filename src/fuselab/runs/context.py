@@ -53,14 +53,22 @@ def _sweep_group(job_dir: Path) -> str:
     return f"{sweep.parent.parent.name}/{sweep.name}" if sweep.parent.name == "multiruns" else sweep.name
 
 
+def slurm_job_id() -> str | None:
+    """This SLURM job's id as squeue/scontrol name it (``<array>_<task>`` for an array job's
+    task), or None outside SLURM."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else job
+
+
 def slurm_job(submitit_folder: str | None) -> dict[str, Any]:
     """Inside a SLURM job: its id and, under the submitit launcher, its log files (stdout and
     stderr, the ones that exist), so a failed job's summary names where to read what happened."""
-    job = os.environ.get("SLURM_JOB_ID")
-    if not job:
+    job_id = slurm_job_id()
+    if not job_id:
         return {}
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    job_id = f"{array}_{task}" if array and task else job
     out: dict[str, Any] = {"slurm_job_id": job_id}
     if submitit_folder:
         folder = Path(str(submitit_folder).replace("%j", job_id))

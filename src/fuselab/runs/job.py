@@ -33,7 +33,7 @@ from fuselab import __version__
 from fuselab.config.validate import check_precision, to_plain, validate_train_config
 from fuselab.errors import ConfigError
 from fuselab.locks import DirectoryInUse, FileLock, run_lock
-from fuselab.runs.context import hydra_context, process_rank
+from fuselab.runs.context import hydra_context, process_rank, slurm_job_id
 from fuselab.runs.resume import resume_checkpoint
 from fuselab.runs.sweep import archive_previous_attempt, config_hash, previous_outcome
 from fuselab.training.summary import RunSummary
@@ -145,7 +145,7 @@ def _train_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         elif is_zero:
             summary.failed(exc)
         if sigterm and warned and is_zero:
-            stop.warning.requeue()  # type: ignore[union-attr]
+            stop.warning.requeue(slurm_job_id() or "")  # type: ignore[union-attr]
         if sigterm:  # the exit status of a process ended by SIGTERM, which clusters and containers expect
             raise SystemExit(128 + signal.SIGTERM) from exc
         raise

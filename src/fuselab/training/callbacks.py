@@ -157,9 +157,9 @@ class WarningSignal(Callback):
     def name(self) -> str | None:
         return signal.Signals(self.received).name if self.received else None
 
-    def requeue(self) -> None:
+    def requeue(self, job: str) -> None:
         """Back in the queue (rank 0, once the checkpoint and summary are written): through
-        submitit's handler when submitit sent the signal, else ``scontrol requeue``."""
+        submitit's handler when submitit sent the signal, else ``scontrol requeue <job>``."""
         if self.received is None:
             return
         previous: Callable[..., Any] | Any = self._previous.get(self.received)
@@ -169,9 +169,6 @@ class WarningSignal(Callback):
             except Exception as exc:  # noqa: BLE001 - submitit refused (e.g. max_num_timeout reached)
                 log.error("submitit did not requeue the job: %s", exc)
             return
-        job = os.environ.get("SLURM_JOB_ID", "")
-        array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-        job = f"{array}_{task}" if array and task else job
         done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, check=False)
         if done.returncode == 0:
             log.warning("requeued SLURM job %s: it continues from the saved checkpoint", job)

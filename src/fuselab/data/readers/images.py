@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fuselab.data import stores
 from fuselab.data.stores import STORE_FORMATS, digest
 from fuselab.errors import ConfigError
 
@@ -161,14 +162,8 @@ class PictureReader:
 
 
 def to_float(pictures: np.ndarray, settings: dict[str, Any]) -> np.ndarray:
-    """uint8 (..., C, H, W) -> float32 in [0, 1], then ``(x - mean) / std`` per channel when set."""
-    arr = np.asarray(pictures).astype(np.float32) / 255.0
-    if settings.get("mean") is not None or settings.get("std") is not None:
-        channels = int(settings.get("channels", 3))
-        mean = np.asarray(settings.get("mean", [0.0] * channels), dtype=np.float32).reshape(-1, 1, 1)
-        std = np.asarray(settings.get("std", [1.0] * channels), dtype=np.float32).reshape(-1, 1, 1)
-        arr = (arr - mean) / std
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    """uint8 (..., C, H, W) -> float32 with the column's ``mean``/``std`` (:func:`fuselab.data.stores.to_float`)."""
+    return stores.to_float(pictures, settings.get("mean"), settings.get("std"))
 
 
 def image_of(value: Any, base: Path, settings: dict[str, Any]) -> np.ndarray:
